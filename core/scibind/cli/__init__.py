@@ -1,0 +1,1 @@
+"""The ``scibind`` command line (typer), one module per command group."""

@@ -1,0 +1,1 @@
+"""pytest entry point of the scibind testkit: fixtures shared by every plugin's tests."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from scibind.plugins import get_plugin_state
 from scibind.registry import (
+    SINGULAR,
     ComponentSpec,
     DatasetSpec,
     EncoderSpec,
@@ -90,7 +91,7 @@ def list_recipes() -> list[RecipeSpec]:
 def _build(kind: str, name: str, *args: Any, **kwargs: Any) -> Any:
     spec: ComponentSpec = get_spec(kind, name)
     spec.check_available()
-    factory = resolve_factory(spec.factory, what=f"{kind[:-1]} {spec.name!r}")  # type: ignore[attr-defined]
+    factory = resolve_factory(spec.factory, what=f"{SINGULAR[kind]} {spec.name!r}")  # type: ignore[attr-defined]
     return factory(*args, **kwargs)
 
 

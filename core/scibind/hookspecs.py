@@ -118,7 +118,9 @@ def scibind_register_commands(cli: Any) -> None:
 
 
 @hookspec(firstresult=True)
-def scibind_choose_reader(path: str, modality: str | None, candidates: Sequence[ReaderSpec]) -> ReaderSpec | None:
+def scibind_choose_reader(
+    path: str, modality: str | None, candidates: Sequence[ReaderSpec]
+) -> ReaderSpec | None:
     """Settle which reader opens a path that several readers claim.
 
     Called by reader resolution when more than one reader's pattern matches ``path`` (a ``.tif`` may be a

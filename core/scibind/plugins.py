@@ -6,7 +6,8 @@ name ``core``. A plugin that fails to import, declares an incompatible API versi
 recorded and skipped; the rest keep working. Environment switches:
 
 - ``SCIBIND_STRICT_PLUGINS=1``: any failed or incompatible plugin raises :class:`PluginError`.
-- ``SCIBIND_DISABLE_PLUGIN_AUTOLOAD=1``: entry points are not loaded (except those in ``SCIBIND_LOAD_PLUGINS``).
+- ``SCIBIND_DISABLE_PLUGIN_AUTOLOAD=1``: entry points are not loaded, except those named in
+  ``SCIBIND_LOAD_PLUGINS``.
 - ``SCIBIND_LOAD_PLUGINS=a,b``: load only these entry-point plugins (others are ``blocked``).
 - ``SCIBIND_DISABLED_PLUGINS=a,b``: never load these (``blocked``).
 """
@@ -128,9 +129,9 @@ def _check_api_version(module: object) -> str:
     return ""
 
 
-def _discover(records: dict[str, PluginRecord], candidates: list[tuple[str, str, str, Callable[[], object]]]) -> (
-    dict[str, object]
-):
+def _discover(
+    records: dict[str, PluginRecord], candidates: list[tuple[str, str, str, Callable[[], object]]]
+) -> dict[str, object]:
     """Load candidate plugin modules, filling ``records``; return name -> module for the loadable ones."""
     only = _env_list("SCIBIND_LOAD_PLUGINS")
     disabled = _env_list("SCIBIND_DISABLED_PLUGINS") or set()
@@ -287,9 +288,10 @@ def call_isolated(hook_name: str, **kwargs: Any) -> dict[str, Any]:
             results[impl.plugin_name] = impl.function(**kwargs)
         except Exception as exc:
             if _env_flag("SCIBIND_STRICT_PLUGINS"):
-                raise PluginError(f"plugin {impl.plugin_name!r} raised in {hook_name}: {_short_error(exc)}") from exc
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} raised in {hook_name}: {_short_error(exc)}"
+                ) from exc
             record = state.records.get(impl.plugin_name)
             if record is not None:
                 record.error = f"{hook_name} raised: {_short_error(exc)}"
     return results
-

@@ -39,6 +39,15 @@ __all__ = [
 PLUGIN_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 SHORT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 FACTORY_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+SINGULAR = {
+    "modalities": "modality",
+    "readers": "reader",
+    "encoders": "encoder",
+    "objectives": "objective",
+    "heads": "head",
+    "recipes": "recipe",
+    "datasets": "dataset",
+}
 
 
 @dataclass(frozen=True)
@@ -66,13 +75,15 @@ class ComponentSpec:
             try:
                 Requirement(req)
             except InvalidRequirement as exc:
-                raise RegistryError(f"{self.kind[:-1]} {self.name!r}: invalid requirement {req!r}: {exc}") from exc
+                raise RegistryError(
+                    f"{SINGULAR[self.kind]} {self.name!r}: invalid requirement {req!r}: {exc}"
+                ) from exc
         for attr in ("factory", "collate"):
             value = getattr(self, attr, None)
             if value is not None and not (callable(value) or FACTORY_RE.match(str(value))):
                 raise RegistryError(
-                    f"{self.kind[:-1]} {self.name!r}: {attr} must be a callable or a 'module:attr' string, "
-                    f"got {value!r}"
+                    f"{SINGULAR[self.kind]} {self.name!r}: {attr} must be a callable or a "
+                    f"'module:attr' string, got {value!r}"
                 )
 
     @property
@@ -95,7 +106,7 @@ class ComponentSpec:
         """Raise :class:`MissingDependencyError` naming the pip command when requirements are missing."""
         if self.missing:
             raise MissingDependencyError(
-                f"{self.kind[:-1]} {self.name!r} (plugin {self.plugin or '?'}) needs "
+                f"{SINGULAR[self.kind]} {self.name!r} (plugin {self.plugin or '?'}) needs "
                 f"{', '.join(self.missing)}; install it with: {self.install_hint}"
             )
 
@@ -324,8 +335,8 @@ class Registry:
         if name in table:
             other = table[name]
             raise RegistryError(
-                f"{spec.kind[:-1]} {name!r} is registered twice: by plugin {other.plugin!r} and by {plugin!r}; "
-                "rename one of them"
+                f"{SINGULAR[spec.kind]} {name!r} is registered twice: by plugin {other.plugin!r} "
+                f"and by {plugin!r}; rename one of them"
             )
         table[name] = stored
         return stored
@@ -345,8 +356,8 @@ class Registry:
         close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5) or suffix_matches
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise UnknownNameError(
-            f"no {kind[:-1]} named {name!r}.{hint} `scibind list {kind}` shows every registered {kind[:-1]}; "
-            "`scibind plugins` shows plugins that failed to load."
+            f"no {SINGULAR[kind]} named {name!r}.{hint} `scibind list {kind}` shows every registered "
+            f"{SINGULAR[kind]}; `scibind plugins` shows plugins that failed to load."
         )
 
     def list(self, kind: str) -> list[Any]:
@@ -370,11 +381,12 @@ def qualify_name(spec: ComponentSpec, plugin: str) -> str:
     prefix, _, short = name.rpartition("/")
     if prefix and prefix != plugin:
         raise RegistryError(
-            f"plugin {plugin!r} registered {spec.kind[:-1]} {name!r}; names must start with its own "
+            f"plugin {plugin!r} registered {SINGULAR[spec.kind]} {name!r}; names must start with its own "
             f"plugin name ('{plugin}/{short}')"
         )
     if not SHORT_NAME_RE.match(short):
         raise RegistryError(
-            f"plugin {plugin!r}: {spec.kind[:-1]} name {short!r} may use letters, digits, '_', '.', '+', '-'"
+            f"plugin {plugin!r}: {SINGULAR[spec.kind]} name {short!r} may only use letters, digits "
+            "and '_', '.', '+', '-'"
         )
     return f"{plugin}/{short}"

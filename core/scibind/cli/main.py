@@ -33,11 +33,15 @@ def _register_plugin_commands() -> None:
     call_isolated("scibind_register_commands", cli=app)
 
 
-def main() -> None:
-    """Run the command line; scibind errors print one clear line and exit with status 2."""
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; scibind errors print one clear line and exit with status 2.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``); tests pass them directly.
+    """
     try:
         _register_plugin_commands()
-        app()
+        app(args=argv, prog_name="scibind")
     except ScibindError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(2)

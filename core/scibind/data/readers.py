@@ -94,8 +94,8 @@ def resolve_reader(path: str | Path, modality: str | None = None) -> ReaderSpec:
     if not candidates:
         want = f" as modality {modality!r}" if modality else ""
         raise ReadError(
-            f"no installed reader opens this file{want}; `scibind list readers` shows the patterns each reader "
-            "claims, and a domain plugin (pip install 'scibind[all]') may add one",
+            f"no installed reader opens this file{want}; `scibind list readers` shows the patterns each "
+            "reader claims, and a domain plugin (pip install 'scibind[all]') may add one",
             path=path,
         )
     if len(candidates) == 1:

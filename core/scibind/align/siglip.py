@@ -1,0 +1,73 @@
+"""Pairwise sigmoid loss (SigLIP) with learnable temperature and bias."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from scibind.align.pairs import PairwiseObjective, positive_mask
+from scibind.errors import ConfigError
+
+__all__ = ["SigLipObjective"]
+
+
+class SigLipObjective(PairwiseObjective):
+    """SigLIP's sigmoid loss, per pair of views, as in the SigLIP paper and open_clip's ``SigLipLoss``.
+
+    For one pair with ``n`` rows where both views are present, ``logits = s * za @ zb.T + bias`` and
+    ``loss = -sum(log sigmoid(y * logits)) / n`` with ``y = +1`` for positives (the diagonal, plus rows
+    sharing a group code) and ``-1`` elsewhere. Presence masks, pairs, gathering and the temperature clamp are
+    described in :class:`scibind.align.pairs.PairwiseObjective`.
+
+    Args:
+        pairs: Pairs of views; ``None`` = every pair of the views given.
+        init_temperature: Initial τ; the paper's ``t' = log 10`` is τ = 0.1.
+        init_bias: Initial bias (the paper's -10).
+        learn_temperature: Train ``logit_scale``.
+        learn_bias: Train ``logit_bias``.
+        gather: Gather across ranks under ``torch.distributed``.
+        max_logit_scale: Clamp of ``1/τ`` (100, as open_clip applies to every model).
+        positive_target: Target whose shared non-negative codes mark positives (``None``: diagonal only).
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Sequence[str]] | None = None,
+        init_temperature: float = 0.1,
+        init_bias: float = -10.0,
+        learn_temperature: bool = True,
+        learn_bias: bool = True,
+        gather: bool = True,
+        max_logit_scale: float = 100.0,
+        positive_target: str | None = None,
+    ) -> None:
+        super().__init__(
+            pairs,
+            init_temperature=init_temperature,
+            learn_temperature=learn_temperature,
+            max_logit_scale=max_logit_scale,
+            positive_target=positive_target,
+            gather=gather,
+        )
+        if not math.isfinite(init_bias):
+            raise ConfigError(f"objective option 'init_bias' must be a finite number, got {init_bias}")
+        bias = torch.tensor(float(init_bias), dtype=torch.float32)
+        if learn_bias:
+            self.logit_bias = nn.Parameter(bias)
+        else:
+            self.register_buffer("logit_bias", bias)
+
+    def pair_loss(self, za: torch.Tensor, zb: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
+        """``-sum(log sigmoid(y * logits)) / n`` over ``n`` rows (see the class docstring)."""
+        n = za.shape[0]
+        logits = self.scale() * (za @ zb.T) + self.logit_bias
+        signs = positive_mask(groups, n).to(logits) * 2 - 1
+        return -F.logsigmoid(signs * logits).sum() / n
+
+    def extra_parts(self) -> dict[str, torch.Tensor]:
+        """The bias, to log beside the temperature."""
+        return {"bias": self.logit_bias.detach()}

@@ -1,0 +1,62 @@
+"""Cases and the per-rank worker of the distributed objective test (imported by spawned processes)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+from scibind.align.clip import ClipObjective
+from scibind.align.siglip import SigLipObjective
+
+VIEWS = ("text", "vector")
+SLICES = (slice(0, 3), slice(3, 8))  # uneven on purpose: rank 0 has 3 rows, rank 1 has 5
+OBJECTIVES = {"clip": ClipObjective, "siglip": SigLipObjective}
+
+
+def make_case(kind: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(objective, replicated linear "encoder" weights and the global inputs), identical in every process."""
+    gen = torch.Generator().manual_seed(1234)
+    objective = OBJECTIVES[kind](positive_target="group").double()
+    weights = {v: torch.randn(6, 4, generator=gen, dtype=torch.float64).requires_grad_() for v in VIEWS}
+    data = {v: torch.randn(8, 6, generator=gen, dtype=torch.float64) for v in VIEWS}
+    data["present.text"] = torch.tensor([1, 1, 0, 1, 1, 1, 0, 1], dtype=torch.bool)
+    data["present.vector"] = torch.tensor([1, 0, 1, 1, 1, 1, 1, 1], dtype=torch.bool)
+    data["group"] = torch.tensor([0, 1, 0, -1, 2, 2, -1, 1])
+    return objective, weights, data
+
+
+def step(kind: str, rows: slice) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.nn.Module, dict]:
+    """Embed ``rows`` of the global batch, compute the loss and backpropagate."""
+    objective, weights, data = make_case(kind)
+    z = {v: data[v][rows] @ weights[v] for v in VIEWS}
+    for t in z.values():
+        t.retain_grad()
+    present = {v: data[f"present.{v}"][rows] for v in VIEWS}
+    loss = objective(z, present, group=data["group"][rows]).loss
+    loss.backward()
+    return loss.detach(), z, objective, weights
+
+
+def worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        result = {}
+        for kind in OBJECTIVES:
+            loss, z, objective, weights = step(kind, SLICES[rank])
+            # What DistributedDataParallel does with every parameter's gradient: average over ranks.
+            for name, p in [*weights.items(), *objective.named_parameters()]:
+                dist.all_reduce(p.grad)
+                result[f"{kind}/grad.{name}"] = p.grad / world_size
+            result[f"{kind}/loss"] = loss
+            for v in VIEWS:
+                result[f"{kind}/zgrad.{v}"] = z[v].grad / world_size
+        path = os.path.join(out_dir, f"rank{rank}.safetensors")
+        save_file({k: v.contiguous() for k, v in result.items()}, path)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()

@@ -8,9 +8,21 @@ from pathlib import Path
 import scibind
 
 FORBIDDEN = {
-    "openslide", "rdkit", "monai", "scanpy", "anndata", "torch_geometric", "pydicom", "nibabel",
-    "scibind_pathology", "scibind_molecules", "scibind_spatial_omics", "scibind_medical_imaging",
-    "scibind_cell_painting", "scibind_template", "scibind_testkit",
+    "openslide",
+    "rdkit",
+    "monai",
+    "scanpy",
+    "anndata",
+    "torch_geometric",
+    "pydicom",
+    "nibabel",
+    "scibind_pathology",
+    "scibind_molecules",
+    "scibind_spatial_omics",
+    "scibind_medical_imaging",
+    "scibind_cell_painting",
+    "scibind_template",
+    "scibind_testkit",
 }
 # The embedding store's AnnData export is the one place the core touches anndata, inside a function.
 ALLOWED_LAZY = {("store", "anndata")}

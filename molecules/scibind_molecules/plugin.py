@@ -9,4 +9,10 @@ from scibind.hookspecs import Register
 @hookimpl
 def scibind_register_modalities(register: Register) -> None:
     """The modalities this domain contributes."""
-    register(ModalitySpec("molecule_graph", "A molecule as an atom/bond graph (RDKit -> PyG)", sample_type="torch_geometric.data.Data"))
+    register(
+        ModalitySpec(
+            "molecule_graph",
+            "A molecule as an atom/bond graph (RDKit -> PyG)",
+            sample_type="torch_geometric.data.Data",
+        )
+    )

@@ -63,5 +63,7 @@ class ClipObjective(PairwiseObjective):
             target = positive_mask(groups).to(logits.dtype)
             target = target / target.sum(dim=1, keepdim=True)
         eps = self.label_smoothing
-        return (F.cross_entropy(logits, target, label_smoothing=eps)
-                + F.cross_entropy(logits.T, target, label_smoothing=eps)) / 2
+        return (
+            F.cross_entropy(logits, target, label_smoothing=eps)
+            + F.cross_entropy(logits.T, target, label_smoothing=eps)
+        ) / 2

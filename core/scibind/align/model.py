@@ -168,6 +168,10 @@ def build_model(towers_cfg: Mapping[str, Mapping[str, Any]], embed_dim: int) -> 
                 f"tower's modality is {wanted!r}; pick a {wanted!r} encoder (scibind list encoders) or set "
                 f"towers.{view}.modality"
             )
-        towers[view] = Tower(encoder, embed_dim, projection=cfg.get("projection", "linear"),
-                             freeze_encoder=bool(cfg.get("freeze_encoder", False)))
+        towers[view] = Tower(
+            encoder,
+            embed_dim,
+            projection=cfg.get("projection", "linear"),
+            freeze_encoder=bool(cfg.get("freeze_encoder", False)),
+        )
     return MultiTowerModel(towers, embed_dim)

@@ -160,9 +160,11 @@ class CNNEncoder(nn.Module):
         except (SafetensorError, OSError) as exc:
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
         own = self.state_dict()
-        expected = set(own) if any(k.startswith("head.") for k in state) else {
-            k for k in own if k.startswith("backbone.")
-        }
+        expected = (
+            set(own)
+            if any(k.startswith("head.") for k in state)
+            else {k for k in own if k.startswith("backbone.")}
+        )
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         wrong = sorted(k for k in expected & set(state) if state[k].shape != own[k].shape)
         if missing or unexpected or wrong:
@@ -171,8 +173,11 @@ class CNNEncoder(nn.Module):
                 f"embed_dim={self.embed_dim}, width={self.width}, depth={self.depth}): "
                 + "; ".join(
                     f"{what} {len(keys)} keys (e.g. {keys[:3]})"
-                    for what, keys in (("missing", missing), ("unexpected", unexpected),
-                                       ("wrong shape of", wrong))
+                    for what, keys in (
+                        ("missing", missing),
+                        ("unexpected", unexpected),
+                        ("wrong shape of", wrong),
+                    )
                     if keys
                 )
                 + "; set in_channels/width/depth/embed_dim to the values the file was saved with"

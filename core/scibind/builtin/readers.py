@@ -196,7 +196,7 @@ class VectorReader(Reader):
                 path=path,
                 record=record_id or None,
             )
-        data = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        data = torch.tensor(np.asarray(array, dtype=np.float32))
         meta = {**_provenance(source, record_id), "dim": int(data.shape[0])}
         return Sample(id=record_id, modality=self.modality, data=data, meta=meta)
 
@@ -311,7 +311,7 @@ class ImageReader(Reader):
         scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(dtype)
         if dtype.kind not in "biuf":
             raise ReadError(f"unsupported pixel dtype {dtype}", path=paths[0], record=record_id or None)
-        data = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+        data = torch.tensor(np.asarray(array, dtype=np.float32))
         if scale is not None:
             data = data / scale
         original_size = (int(data.shape[1]), int(data.shape[2]))

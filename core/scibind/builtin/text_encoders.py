@@ -91,8 +91,9 @@ class MiniLMEncoder(nn.Module):
         """
         texts = _check_texts(data, "encoder 'core/minilm'")
         device = next(self.model.parameters()).device
-        tokens = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                return_tensors="pt")
+        tokens = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         tokens = {k: v.to(device) for k, v in tokens.items()}
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             hidden = self.model(**tokens).last_hidden_state
@@ -136,7 +137,7 @@ class TinyTextEncoder(nn.Module):
         """The bucket of every n-gram of ``text``."""
         raw = b"\x02" + text.encode("utf-8") + b"\x03"
         return [
-            zlib.crc32(raw[i:i + n]) % self.n_buckets
+            zlib.crc32(raw[i : i + n]) % self.n_buckets
             for n in range(1, self.ngram + 1)
             for i in range(len(raw) - n + 1)
         ]

@@ -38,8 +38,12 @@ class MLPEncoder(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        for name, value in (("in_dim", in_dim), ("embed_dim", embed_dim), ("hidden_dim", hidden_dim),
-                            ("n_layers", n_layers)):
+        for name, value in (
+            ("in_dim", in_dim),
+            ("embed_dim", embed_dim),
+            ("hidden_dim", hidden_dim),
+            ("n_layers", n_layers),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"encoder option {name!r} must be an integer >= 1, got {value!r}")
         if not 0.0 <= dropout < 1.0:

@@ -109,7 +109,7 @@ def resolved_pairs(case: dict) -> list[tuple[str, str]]:
     if case["pairs"] is not None:
         return case["pairs"]
     views = sorted(case["views"])
-    return [(a, b) for i, a in enumerate(views) for b in views[i + 1:]]
+    return [(a, b) for i, a in enumerate(views) for b in views[i + 1 :]]
 
 
 def objective_inputs(case: dict) -> tuple[dict, dict, dict]:

@@ -22,8 +22,12 @@ def test_value_and_gradients_match_naive_reference(case, smoothing, log_scale):
         obj.logit_scale.fill_(log_scale)
     emb, present, targets = objective_inputs(case)
     out = obj(emb, present, **targets)
-    ref = ref_clip(emb, case["present"], case["groups"], resolved_pairs(case), obj.logit_scale,
-                   smoothing=smoothing) + 0 * obj.logit_scale
+    ref = (
+        ref_clip(
+            emb, case["present"], case["groups"], resolved_pairs(case), obj.logit_scale, smoothing=smoothing
+        )
+        + 0 * obj.logit_scale
+    )
     torch.testing.assert_close(out.loss, ref, rtol=1e-9, atol=1e-10)
     params = [*emb.values(), obj.logit_scale]
     assert_close_all(grads(out.loss, params), grads(ref, params))

@@ -41,5 +41,6 @@ def test_two_gloo_ranks_equal_one_process_on_the_global_batch(tmp_path, monkeypa
             for name, p in [*weights.items(), *objective.named_parameters()]:
                 torch.testing.assert_close(result[f"{kind}/grad.{name}"], p.grad, rtol=1e-10, atol=1e-12)
             for v in w.VIEWS:
-                torch.testing.assert_close(result[f"{kind}/zgrad.{v}"], z[v].grad[w.SLICES[rank]],
-                                           rtol=1e-10, atol=1e-12)
+                torch.testing.assert_close(
+                    result[f"{kind}/zgrad.{v}"], z[v].grad[w.SLICES[rank]], rtol=1e-10, atol=1e-12
+                )

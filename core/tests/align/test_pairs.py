@@ -16,15 +16,22 @@ def embeddings(batch: int, dim: int = 4, views: str = "ab", seed: int = 0) -> di
 
 
 def test_resolve_pairs_defaults_to_every_sorted_pair():
-    assert resolve_pairs(None, ["vector", "image", "text"]) == [("image", "text"), ("image", "vector"),
-                                                               ("text", "vector")]
+    assert resolve_pairs(None, ["vector", "image", "text"]) == [
+        ("image", "text"),
+        ("image", "vector"),
+        ("text", "vector"),
+    ]
     assert resolve_pairs([["text", "image"]], ["image", "text"]) == [("text", "image")]
 
 
 @pytest.mark.parametrize(
     ("pairs", "views", "match"),
-    [(None, ["text"], "at least two views"), ([("text", "text")], ["text"], "two different"),
-     ([("text", "wsi")], ["text", "image"], "wsi"), (["ab"], ["a", "b"], "two different")],
+    [
+        (None, ["text"], "at least two views"),
+        ([("text", "text")], ["text"], "two different"),
+        ([("text", "wsi")], ["text", "image"], "wsi"),
+        (["ab"], ["a", "b"], "two different"),
+    ],
 )
 def test_resolve_pairs_errors_name_the_problem(pairs, views, match):
     with pytest.raises(ConfigError, match=match):
@@ -42,8 +49,12 @@ def test_positive_mask():
     assert shares_groups(torch.tensor([0, 1, -1, 1]))
     assert positive_mask(None, 2).tolist() == [[True, False], [False, True]]
     mask = positive_mask(torch.tensor([0, 1, 0, -1]))
-    assert mask.tolist() == [[True, False, True, False], [False, True, False, False],
-                             [True, False, True, False], [False, False, False, True]]
+    assert mask.tolist() == [
+        [True, False, True, False],
+        [False, True, False, False],
+        [True, False, True, False],
+        [False, False, False, True],
+    ]
 
 
 @pytest.mark.parametrize("cls", OBJECTIVES)

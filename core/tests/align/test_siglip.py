@@ -23,8 +23,12 @@ def test_value_and_gradients_match_naive_reference(case, log_scale, bias):
         obj.logit_bias.fill_(bias)
     emb, present, targets = objective_inputs(case)
     out = obj(emb, present, **targets)
-    ref = ref_siglip(emb, case["present"], case["groups"], resolved_pairs(case), obj.logit_scale,
-                     obj.logit_bias) + 0 * obj.logit_scale
+    ref = (
+        ref_siglip(
+            emb, case["present"], case["groups"], resolved_pairs(case), obj.logit_scale, obj.logit_bias
+        )
+        + 0 * obj.logit_scale
+    )
     torch.testing.assert_close(out.loss, ref, rtol=1e-9, atol=1e-10)
     params = [*emb.values(), obj.logit_scale, obj.logit_bias]
     assert_close_all(grads(out.loss, params), grads(ref, params))

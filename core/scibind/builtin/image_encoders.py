@@ -131,11 +131,10 @@ class CNNEncoder(nn.Module):
         """Write every weight to a ``.safetensors`` file (atomically) that ``weights=`` loads back."""
         from safetensors.torch import save_file
 
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, str(tmp))
-        os.replace(tmp, path)
-        return path
+        from scibind.atomic import atomic_replace
+
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        return atomic_replace(path, lambda tmp: save_file(tensors, str(tmp)))
 
     def load_weights(self, path: str | os.PathLike[str]) -> None:
         """Load a ``.safetensors`` file written by :meth:`save_weights` (or a backbone-only one).

@@ -8,11 +8,11 @@ that aligns the two views can retrieve one from the other and the class is predi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from scibind.atomic import atomic_replace
 from scibind.data.splits import assign_splits
 from scibind.errors import ConfigError
 
@@ -35,8 +35,7 @@ def _vectors_with_gaps(values: np.ndarray, absent: np.ndarray) -> list[list[floa
     return [None if gone else row for row, gone in zip(values.tolist(), absent.tolist(), strict=True)]
 
 
-def _write(rows: dict[str, list], path: Path, fmt: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+def _write_rows(rows: dict[str, list], tmp: Path, fmt: str) -> None:
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -46,25 +45,24 @@ def _write(rows: dict[str, list], path: Path, fmt: str) -> None:
             {k: pa.array(v, type=vector if k.startswith("view_") else pa.string()) for k, v in rows.items()}
         )
         pq.write_table(table, tmp)
-    else:
-        n = len(rows["id"])
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            if fmt == "jsonl":
-                for i in range(n):
-                    handle.write(json.dumps({k: v[i] for k, v in rows.items()}) + "\n")
-            else:
-                import csv
+        return
+    n = len(rows["id"])
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        if fmt == "jsonl":
+            for i in range(n):
+                handle.write(json.dumps({k: v[i] for k, v in rows.items()}) + "\n")
+            return
+        import csv
 
-                writer = csv.writer(handle)
-                writer.writerow(list(rows))
-                for i in range(n):
-                    writer.writerow(
-                        [
-                            "" if v[i] is None else (json.dumps(v[i]) if isinstance(v[i], list) else v[i])
-                            for v in rows.values()
-                        ]
-                    )
-    os.replace(tmp, path)
+        writer = csv.writer(handle)
+        writer.writerow(list(rows))
+        for i in range(n):
+            writer.writerow(
+                [
+                    "" if v[i] is None else (json.dumps(v[i]) if isinstance(v[i], list) else v[i])
+                    for v in rows.values()
+                ]
+            )
 
 
 def make_synthetic_pairs(
@@ -139,5 +137,5 @@ def make_synthetic_pairs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"manifest.{format}"
-    _write(rows, path, format)
+    atomic_replace(path, lambda tmp: _write_rows(rows, tmp, format))
     return path

@@ -8,7 +8,6 @@ writes ``<run_dir>/eval/metrics.json`` and ``<run_dir>/eval/embeddings.parquet``
 from __future__ import annotations
 
 import inspect
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,9 +18,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from scibind.atomic import atomic_write_json
 from scibind.errors import ConfigError
 from scibind.evaluate.context import EncodeText, EvalContext
-from scibind.store.store import EmbeddingStore, write_atomic
+from scibind.store.store import EmbeddingStore
 
 __all__ = ["EmbeddedSet", "embed_dataset", "evaluate", "run_evaluation", "write_metrics"]
 
@@ -215,8 +215,7 @@ def evaluate(
 def write_metrics(metrics: Mapping[str, float], path: str | Path) -> Path:
     """Write ``metrics`` as JSON atomically; non-finite values become ``null``."""
     clean = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
-    text = json.dumps(clean, indent=2) + "\n"
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return atomic_write_json(path, clean)
 
 
 def run_evaluation(

@@ -24,11 +24,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from scibind.atomic import atomic_write_json
 from scibind.errors import ConfigError, DataError, ScibindError
 from scibind.jsonable import jsonable
 from scibind.prepare.items import PrepareItem, collect_items
 from scibind.prepare.options import parse_overrides
-from scibind.train.atomic import atomic_write_json
 
 __all__ = ["PrepareSummary", "prepare_item", "run_prepare"]
 

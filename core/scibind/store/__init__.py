@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from scibind.store.search import FAISS_AUTO_MIN_ROWS, SearchResult, search
-from scibind.store.store import EmbeddingStore, ViewEmbeddings, write_atomic
+from scibind.store.store import EmbeddingStore, ViewEmbeddings
 
 __all__ = [
     "FAISS_AUTO_MIN_ROWS",
@@ -11,5 +11,4 @@ __all__ = [
     "SearchResult",
     "ViewEmbeddings",
     "search",
-    "write_atomic",
 ]

@@ -15,10 +15,7 @@ after an ``fsync``, so a killed process leaves either the old store or the new o
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,48 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scibind.atomic import atomic_replace
 from scibind.errors import DataError, MissingDependencyError, ShapeError
 
-__all__ = ["EmbeddingStore", "ViewEmbeddings", "write_atomic"]
+__all__ = ["EmbeddingStore", "ViewEmbeddings"]
 
 FORMAT_VERSION = 1
 RESERVED = ("id", "view", "vector")
-
-
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary path beside ``path``, fsync it and ``os.replace`` it into place.
-
-    Args:
-        path: Final file (or directory) path; its parent is created.
-        write: Writes the complete content to the path it is given.
-
-    Returns:
-        ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
-    try:
-        write(tmp)
-        _fsync_tree(tmp)
-        if path.is_dir() and not path.is_symlink():
-            old = tmp.parent / "old"
-            os.replace(path, old)
-        os.replace(tmp, path)
-        _fsync_tree(path.parent, recursive=False)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
-    return path
-
-
-def _fsync_tree(path: Path, *, recursive: bool = True) -> None:
-    paths = [path] if not (recursive and path.is_dir()) else [*path.rglob("*"), path]
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @dataclass
@@ -193,7 +155,7 @@ class EmbeddingStore:
         """Write every view to ``path`` atomically (Zarr when it ends in ``.zarr``, else Parquet)."""
         path = Path(path)
         writer = _write_zarr if path.suffix == ".zarr" else _write_parquet
-        write_atomic(path, lambda tmp: writer(self, tmp))
+        atomic_replace(path, lambda tmp: writer(self, tmp))
         self.path = path
         return path
 

@@ -37,8 +37,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from scibind.atomic import fsync_dir
 from scibind.errors import CheckpointError
-from scibind.train.atomic import fsync_dir
 
 __all__ = [
     "COMPLETE",

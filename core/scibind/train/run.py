@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from scibind.atomic import atomic_write_json
 from scibind.errors import CheckpointError, ConfigError
-from scibind.train.atomic import atomic_write_json
 from scibind.train.checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints, load_model_state
 from scibind.train.recipe import Recipe, load_recipe
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from scibind.atomic import atomic_write_text
 from scibind.errors import CheckpointError, ConfigError
-from scibind.train.atomic import atomic_write_text
 from scibind.train.checkpoint import (
     TrainingState,
     capture_rng_state,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "fsync_dir"]
+__all__ = ["atomic_replace", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "fsync_dir"]
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -67,3 +69,41 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically (see :func:`atomic_write_bytes`)."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_replace(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``path``, fsync the result and move it into place.
+
+    Works for files and for folders (a Zarr store, a cache directory): the old content stays whole until
+    the new one is complete.
+
+    Args:
+        path: Final file or folder; its parent is created.
+        write: Writes the complete content to the path it is given.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = scratch / path.name
+    try:
+        write(tmp)
+        for item in [*tmp.rglob("*"), tmp] if tmp.is_dir() else [tmp]:
+            _fsync_path(item)
+        if path.is_dir() and not path.is_symlink():
+            os.replace(path, scratch / "old")
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

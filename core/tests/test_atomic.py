@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from scibind.train.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from scibind.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def test_atomic_writes_replace_and_leave_no_temp_files(tmp_path):

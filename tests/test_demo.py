@@ -23,7 +23,7 @@ def test_demo_trains_every_demo_recipe_and_links_reports(tmp_path):
 
     index = (out / "index.html").read_text(encoding="utf-8")
     linked = re.findall(r'href="([^"]+report\.html)"', index)
-    assert "core-synthetic-clip/report.html" in linked
+    assert {"core-synthetic-clip/report.html", "core-synthetic-text-clip/report.html"} <= set(linked)
     for link in linked:
         report = (out / link).read_text(encoding="utf-8")
         for png in re.findall(r'src="([^"]+\.png)"', report):
@@ -33,3 +33,6 @@ def test_demo_trains_every_demo_recipe_and_links_reports(tmp_path):
     for direction in ("view_a->view_b", "view_b->view_a"):
         assert metrics[f"{direction}/R@1"] > 50 * metrics[f"{direction}/R@1_chance"]
         assert metrics[f"{direction}/MRR"] > 0.8
+
+    text_metrics = json.loads((out / "core-synthetic-text-clip" / "eval" / "metrics.json").read_text())
+    assert text_metrics["zero_shot/view_a/accuracy"] > 0.6  # 5 classes: chance is 0.2

@@ -196,12 +196,20 @@ def scibind_register_heads(register: Register) -> None:
 
 @hookimpl
 def scibind_register_model_configs(register: Register) -> None:
-    """The core demo recipe."""
+    """The core demo recipes."""
     register(
         RecipeSpec(
             "synthetic-clip",
             "Two vector views of a shared latent, CLIP loss; CPU, < 30 s",
             source="scibind.builtin:recipes/synthetic-clip.yaml",
+            demo=True,
+        )
+    )
+    register(
+        RecipeSpec(
+            "synthetic-text-clip",
+            "Vectors <-> class captions, multi-positive CLIP, zero-shot from text prompts; CPU",
+            source="scibind.builtin:recipes/synthetic-text-clip.yaml",
             demo=True,
         )
     )

@@ -23,6 +23,14 @@ CENTRE_SCALE = 2.0
 """Spread of the class centres relative to the unit within-class spread of the latent."""
 
 
+CAPTION_TEMPLATES = (
+    "a sample of {}",
+    "a record from {}",
+    "measurements taken from {}",
+    "this one belongs to {}",
+)
+
+
 def _random_map(rng: np.random.Generator, latent_dim: int, out_dim: int) -> tuple[np.ndarray, np.ndarray]:
     hidden = max(2 * latent_dim, out_dim)
     # Scaled so the tanh input has unit variance: the map is nonlinear without saturating.
@@ -77,6 +85,7 @@ def make_synthetic_pairs(
     noise: float = 0.1,
     seed: int = 0,
     missing_fraction: float = 0.0,
+    captions: bool = False,
     format: str = "parquet",
 ) -> Path:
     """Write the synthetic paired dataset and return its manifest path.
@@ -97,6 +106,8 @@ def make_synthetic_pairs(
         seed: Seed of every random draw.
         missing_fraction: Fraction of records with one of the two views (chosen at random) missing; a record
             never loses both.
+        captions: Also write a ``text`` column: a short caption naming the record's class in one of several
+            phrasings (for text towers, zero-shot classification and multi-positive training).
         format: ``"parquet"`` (list columns), ``"csv"`` (JSON array cells) or ``"jsonl"``.
 
     Returns:
@@ -134,6 +145,9 @@ def make_synthetic_pairs(
         "group": groups,
         "split": assign_splits(ids, groups, seed=seed),
     }
+    if captions:
+        phrasing = rng.integers(len(CAPTION_TEMPLATES), size=n)
+        rows["text"] = [CAPTION_TEMPLATES[t].format(f"class_{c}") for t, c in zip(phrasing, classes, strict=True)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"manifest.{format}"

@@ -6,6 +6,7 @@ write, even when the process is killed with SIGKILL or the machine loses power.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,16 +24,8 @@ def fsync_dir(path: str | Path) -> None:
     Args:
         path: The folder. Platforms that cannot open folders (Windows) are skipped silently.
     """
-    try:
-        fd = os.open(str(path), os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with contextlib.suppress(OSError):
+        _fsync_path(Path(path))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -147,7 +147,9 @@ def make_synthetic_pairs(
     }
     if captions:
         phrasing = rng.integers(len(CAPTION_TEMPLATES), size=n)
-        rows["text"] = [CAPTION_TEMPLATES[t].format(f"class_{c}") for t, c in zip(phrasing, classes, strict=True)]
+        rows["text"] = [
+            CAPTION_TEMPLATES[t].format(f"class_{c}") for t, c in zip(phrasing, classes, strict=True)
+        ]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"manifest.{format}"

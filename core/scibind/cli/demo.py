@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from scibind.cli.output import echo_metrics
+
 
 def register(app: typer.Typer) -> None:
     """Add ``scibind demo`` to ``app``."""
@@ -42,11 +44,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"== {spec.name}: training into {run_dir}")
             resume = (run_dir / "checkpoints").exists()
             result = train(load_recipe(spec.name, overrides), run_dir, resume=resume)
-            for key, value in sorted(result.metrics.items()):
-                if key.endswith(("/R@1", "/MRR", "/accuracy")):
-                    chance = result.metrics.get(f"{key}_chance")
-                    versus = f" (chance {chance:.4f})" if chance is not None else ""
-                    typer.echo(f"   {key} = {value:.4f}{versus}")
+            echo_metrics(dict(sorted(result.metrics.items())), ("/R@1", "/MRR", "/accuracy"))
             pages.append((f"{spec.name}: {spec.description}", result.report_path))
         index = write_index(pages, out / "index.html")
         typer.echo(f"demo report: {index.resolve()}")

@@ -111,23 +111,19 @@ def _plugins() -> list[Check]:
 
 def _requirements() -> list[Check]:
     from scibind.api import get_registry
+    from scibind.registry import SINGULAR
 
     checks = []
     for spec in get_registry():
-        if spec.requires:
-            if spec.available:
-                checks.append(
-                    Check(f"{spec.kind[:-1]} {spec.name}", "ok", f"requires {', '.join(spec.requires)}")
-                )
-            else:
-                checks.append(
-                    Check(
-                        f"{spec.kind[:-1]} {spec.name}",
-                        "warn",
-                        f"unavailable: missing {', '.join(spec.missing)}",
-                        spec.install_hint,
-                    )
-                )
+        if not spec.requires:
+            continue
+        name = f"{SINGULAR[spec.kind]} {spec.name}"
+        if spec.available:
+            checks.append(Check(name, "ok", f"requires {', '.join(spec.requires)}"))
+        else:
+            checks.append(
+                Check(name, "warn", f"unavailable: missing {', '.join(spec.missing)}", spec.install_hint)
+            )
     return checks
 
 

@@ -48,9 +48,7 @@ def register(app: typer.Typer) -> None:
         if split not in ("eval", "train"):
             raise typer.BadParameter(f"--split must be eval or train, got {split!r}")
         run = load_run(run_dir, step)
-        dataset = build_dataset(
-            run.recipe, "eval" if split == "eval" else "train", manifest=manifest, run_dir=run_dir
-        )
+        dataset = build_dataset(run.recipe, split, manifest=manifest, run_dir=run_dir)
         wanted = [v.strip() for v in views.split(",") if v.strip()] if views else None
         embedded = embed_dataset(
             run.model.to(device),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from scibind.cli.output import print_json
+from scibind.cli.output import console, print_json
 
 __all__ = ["register"]
 
@@ -95,8 +95,6 @@ def register(app: typer.Typer) -> None:
 def print_metrics(metrics: dict[str, float]) -> None:
     """Print metrics as a table, with each ``<key>_chance`` beside its key."""
     from rich.table import Table
-
-    from scibind.cli.output import console
 
     table = Table("metric", "value", "chance")
     for key, value in metrics.items():

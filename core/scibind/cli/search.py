@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from scibind.cli.output import print_json
+from scibind.cli.output import console, print_json
 
 __all__ = ["register"]
 
@@ -56,8 +56,6 @@ def register(app: typer.Typer) -> None:
             print_json([{"query": q, "hits": h} for q, h in zip(labels, hits, strict=True)])
             return
         from rich.table import Table
-
-        from scibind.cli.output import console
 
         for query, rows in zip(labels, hits, strict=True):
             table = Table("rank", "id", "view", "score", title=f"query: {query}", title_justify="left")

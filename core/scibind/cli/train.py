@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from scibind.cli.output import console, print_json
+from scibind.cli.output import console, echo_metrics, print_json
 
 if TYPE_CHECKING:
     from scibind.train.trainer import StepInfo, TrainResult
@@ -118,14 +118,9 @@ def _print_result(result: TrainResult, *, as_json: bool) -> None:
             }
         )
         return
-    shown = {k: v for k, v in result.metrics.items() if k.endswith(SUMMARY_SUFFIXES)}
-    if shown:
+    if any(k.endswith(SUMMARY_SUFFIXES) for k in result.metrics):
         typer.echo("evaluation (all metrics: eval/metrics.json):")
-        width = max(len(k) for k in shown)
-        for key, value in shown.items():
-            chance = result.metrics.get(f"{key}_chance")
-            extra = f"   (chance {chance:.4f})" if chance is not None else ""
-            typer.echo(f"  {key:<{width}}  {value:.4f}{extra}")
+        echo_metrics(result.metrics, SUMMARY_SUFFIXES)
     typer.echo(f"checkpoint: {result.checkpoint}")
     if result.report_path is not None:
         typer.echo(f"report: {result.report_path}")

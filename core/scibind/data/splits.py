@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from scibind.data.manifest import Manifest, is_missing
 from scibind.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from scibind.data.manifest import Manifest
 
 __all__ = ["DEFAULT_FRACTIONS", "assign_splits", "check_group_splits", "check_manifest_splits"]
 
 DEFAULT_FRACTIONS: Mapping[str, float] = {"train": 0.8, "eval": 0.2}
-
-
-def _missing(value: Any) -> bool:
-    from scibind.data.manifest import is_missing
-
-    return is_missing(value)
 
 
 def _check_fractions(fractions: Mapping[str, float]) -> dict[str, float]:
@@ -72,7 +64,7 @@ def assign_splits(
         groups = [None] * n
     if len(groups) != n:
         raise DataError(f"assign_splits: {n} ids but {len(groups)} groups; give one group per id")
-    keys = [(1, str(i)) if _missing(g) else (0, str(g)) for i, g in zip(ids, groups, strict=True)]
+    keys = [(1, str(i)) if is_missing(g) else (0, str(g)) for i, g in zip(ids, groups, strict=True)]
     members: dict[tuple[int, str], list[int]] = {}
     for row, key in enumerate(keys):
         members.setdefault(key, []).append(row)
@@ -111,7 +103,7 @@ def check_group_splits(splits: Sequence[Any], groups: Sequence[Any], *, where: s
         )
     seen: dict[str, set[str]] = {}
     for split, group in zip(splits, groups, strict=True):
-        if _missing(split) or _missing(group):
+        if is_missing(split) or is_missing(group):
             continue
         seen.setdefault(str(group), set()).add(str(split))
     leaking = {g: sorted(s) for g, s in seen.items() if len(s) > 1}

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import numpy as np
 import torch
 
+from scibind.atomic import atomic_write_text
 from scibind.errors import MissingDependencyError
 from scibind.evaluate.retrieval import retrieval_ranks
 from scibind.store.store import EmbeddingStore
@@ -344,9 +345,9 @@ def write_report(
             '<p class="note">Nothing to report yet: no metrics.jsonl, eval/metrics.json or '
             "eval/embeddings.parquet in this run directory.</p>"
         )
-    out = run_dir / "report.html"
-    out.write_text(_page(f"scibind report: {run_dir.name}", "\n".join(sections)), encoding="utf-8")
-    return out
+    return atomic_write_text(
+        run_dir / "report.html", _page(f"scibind report: {run_dir.name}", "\n".join(sections))
+    )
 
 
 def _embedding_section(
@@ -394,5 +395,4 @@ def write_index(pages: Sequence[tuple[str, str | Path]], out: str | Path) -> Pat
         rel = quote(os.path.relpath(Path(path).resolve(), base).replace(os.sep, "/"))
         items.append(f'<li><a href="{_esc(rel)}">{_esc(title)}</a></li>')
     body = f"<ul>{''.join(items)}</ul>" if items else '<p class="note">No reports.</p>'
-    out.write_text(_page("scibind demo", body), encoding="utf-8")
-    return out
+    return atomic_write_text(out, _page("scibind demo", body))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -27,6 +28,10 @@ class EvalContext:
         groups: Group (patient, donor, plate, ...) per record, or ``None`` when the manifest has none.
         encode_text: Embeds prompts with the model's text tower; ``None`` when the model has none.
         text_view: The view the text tower encodes (``None`` when there is no text tower).
+        dataset: The dataset the embeddings came from, record ``i`` = row ``i`` (a
+            :class:`scibind.data.dataset.PairedDataset`); lets heads read raw view data with
+            :meth:`view_data` (regression targets, baselines on raw features). ``None`` when embeddings were
+            given without one.
     """
 
     ids: list[str]
@@ -36,6 +41,7 @@ class EvalContext:
     groups: list[str | None] | None = None
     encode_text: EncodeText | None = None
     text_view: str | None = None
+    dataset: Any | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -52,6 +58,8 @@ class EvalContext:
                 raise ShapeError(f"label column {name!r} has {len(values)} values for {n} eval records")
         if self.groups is not None and len(self.groups) != n:
             raise ShapeError(f"the group column has {len(self.groups)} values for {n} eval records")
+        if self.dataset is not None and len(self.dataset) != n:
+            raise ShapeError(f"the eval dataset has {len(self.dataset)} records for {n} embedded records")
 
     @property
     def views(self) -> list[str]:
@@ -60,6 +68,23 @@ class EvalContext:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def view_data(self, view: str, task: str) -> list[Any]:
+        """Raw data of ``view`` per record, as its reader returns it (``None`` where absent).
+
+        Args:
+            view: A view of the eval dataset (it need not be embedded by the model).
+            task: The task name, for error messages.
+
+        Raises:
+            ConfigError: The context has no dataset, or the dataset has no such view.
+        """
+        if self.dataset is None:
+            raise ConfigError(f"{task}: needs the raw eval data, but these embeddings were given without a dataset")
+        views = list(getattr(self.dataset, "views", {}))
+        if view not in views:
+            raise ConfigError(f"{task}: view {view!r} is not in the eval dataset; set view to one of {views}")
+        return [self.dataset.read_view(i, view) for i in range(len(self.ids))]
 
     def require_view(self, view: str, task: str) -> torch.Tensor:
         """Return the presence mask of ``view`` or raise a :class:`ConfigError` naming the task.

@@ -36,6 +36,7 @@ class EmbeddedSet:
         present: View -> ``bool[N]``.
         labels: Label column -> raw value per record (``None`` = missing).
         groups: Group per record, or ``None`` when the manifest has no ``group`` column.
+        dataset: The embedded dataset (for heads that read raw view data), or ``None``.
     """
 
     ids: list[str]
@@ -43,6 +44,7 @@ class EmbeddedSet:
     present: dict[str, torch.Tensor]
     labels: dict[str, list[str | None]]
     groups: list[str | None] | None = None
+    dataset: Any | None = None
 
     def context(self, encode_text: EncodeText | None = None, text_view: str | None = None) -> EvalContext:
         """The :class:`EvalContext` heads receive."""
@@ -54,6 +56,7 @@ class EmbeddedSet:
             groups=self.groups,
             encode_text=encode_text,
             text_view=text_view,
+            dataset=self.dataset,
         )
 
     def to_store(self) -> EmbeddingStore:
@@ -154,6 +157,7 @@ def embed_dataset(
         present={v: torch.cat(m) for v, m in masks.items()},
         labels=labels,
         groups=_groups(dataset),
+        dataset=dataset,
     )
 
 

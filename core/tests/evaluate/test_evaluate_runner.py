@@ -73,3 +73,24 @@ def test_run_evaluation_writes_metrics_and_store(tmp_path) -> None:
     embedded = embed_dataset(model, ds)
     torch.testing.assert_close(torch.from_numpy(store["a"].vectors), embedded.embeddings["a"])
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["embeddings.parquet", "metrics.json"]
+
+
+def test_heads_can_read_raw_view_data_of_the_embedded_records(tmp_path):
+    import scibind
+    from scibind.align.model import build_model
+    from scibind.data.dataset import PairedDataset
+    from scibind.data.manifest import read_manifest
+    from scibind.errors import ConfigError
+    from scibind.evaluate.runner import embed_dataset
+
+    manifest = read_manifest(scibind.create_dataset("core/synthetic-pairs", tmp_path, n=40), views=["view_a"])
+    dataset = PairedDataset(manifest, {"view_a": "vector"})
+    model = build_model({"view_a": {"encoder": "core/tiny-mlp", "encoder_kwargs": {"in_dim": 32}}}, 8)
+    ctx = embed_dataset(model, dataset, batch_size=16).context()
+    raw = ctx.view_data("view_a", "test")
+    assert len(raw) == 40
+    for i in (0, 17, 39):
+        expected = manifest.frame["view_a"].iloc[i]
+        assert raw[i].tolist() == pytest.approx(list(expected))
+    with pytest.raises(ConfigError, match="view_b"):
+        ctx.view_data("view_b", "test")

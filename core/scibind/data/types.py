@@ -75,11 +75,14 @@ class Batch:
 
 
 def move_to(obj: Any, device: torch.device | str) -> Any:
-    """Recursively move tensors in ``obj`` (tensor, dict, list, tuple) to ``device``."""
+    """Recursively move tensors in ``obj`` (tensor, dict, list, tuple, or any object with ``.to``)."""
     if isinstance(obj, torch.Tensor):
         return obj.to(device)
     if isinstance(obj, dict):
         return {k: move_to(v, device) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(move_to(v, device) for v in obj)
+    if callable(getattr(obj, "to", None)) and not isinstance(obj, (str, bytes)):
+        # Batch-like objects of other libraries (torch_geometric Batch, transformers BatchEncoding).
+        return obj.to(device)
     return obj

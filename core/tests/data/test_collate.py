@@ -57,3 +57,21 @@ def test_collate_for_modality_resolves_registered_functions():
     assert collate_for_modality("vector") is collate_for_modality("vector")
     with pytest.raises(UnknownNameError, match=r"named 'vectr'\. Did you mean 'vector'"):
         collate_for_modality("vectr")
+
+
+def test_move_to_uses_the_to_method_of_batch_like_objects():
+    import torch
+    from scibind.data.types import move_to
+
+    class Graphs:
+        def __init__(self):
+            self.moved_to = None
+
+        def to(self, device):
+            self.moved_to = device
+            return self
+
+    graphs = Graphs()
+    out = move_to({"g": graphs, "x": [torch.zeros(2)], "name": "abc"}, "cpu")
+    assert out["g"] is graphs and graphs.moved_to == "cpu"
+    assert out["name"] == "abc" and torch.equal(out["x"][0], torch.zeros(2))

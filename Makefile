@@ -28,7 +28,8 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -c constraints.txt -r benchmarks/requirements.txt
+	@for script in benchmarks/bench_*.py benchmarks/contrastive_loss.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

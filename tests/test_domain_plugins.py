@@ -31,7 +31,7 @@ def test_domain_plugin_loads_and_registers_modalities(plugin):
     state = scibind.load_plugins(strict=True)
     record = state.records[plugin]
     assert record.status == "loaded", record.error
-    assert set(record.registered["modalities"]) == DOMAINS[plugin][1]
+    assert DOMAINS[plugin][1] <= set(record.registered["modalities"])
     assert record.distribution.startswith("scibind-")
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from scibind.align.distributed import gather_no_grad, gather_sizes, gather_with_grad, is_distributed
 from scibind.align.output import LossOutput
+from scibind.align.tiled import auto_block_size, l2_normalize, no_autocast
 from scibind.errors import ConfigError, ShapeError
 
 __all__ = ["PairwiseObjective", "as_pair", "pair_key", "positive_mask", "resolve_pairs", "shares_groups"]
@@ -116,7 +117,7 @@ class PairwiseObjective(nn.Module):
 
     Args:
         pairs: Pairs of views to compare; ``None`` = every pair of the views given (sorted).
-        init_temperature: Initial temperature τ; logits are cosine similarity / τ. Stored as
+        temperature: Initial temperature τ; logits are cosine similarity / τ. Stored as
             ``logit_scale = log(1/τ)`` (as open_clip does).
         learn_temperature: Whether ``logit_scale`` is a trained parameter (else a fixed buffer).
         max_logit_scale: The scale ``1/τ`` used in the loss never exceeds this (the clamp has zero
@@ -124,28 +125,47 @@ class PairwiseObjective(nn.Module):
         positive_target: Name of the target (keyword of ``forward``) whose non-negative codes mark
             positives: rows sharing a code are all positives. ``None`` disables multi-positives.
         gather: Gather embeddings, masks and targets across ranks when ``torch.distributed`` is initialised.
+        tiled: Compute the loss block by block without the ``n x n`` logits (:mod:`scibind.align.tiled`);
+            ``False`` uses the dense matrix (faster for small batches on GPU, needed for double backward).
+        block_size: Side of the square blocks; ``None`` picks it from ``memory_budget_mb``.
+        memory_budget_mb: MiB for the block temporaries when ``block_size`` is ``None``; ``None`` is the
+            device's default (:func:`scibind.align.tiled.auto_block_size`).
     """
 
     def __init__(
         self,
         pairs: Sequence[Sequence[str]] | None = None,
         *,
-        init_temperature: float = 0.07,
+        temperature: float = 0.07,
         learn_temperature: bool = True,
         max_logit_scale: float = 100.0,
         positive_target: str | None = None,
         gather: bool = True,
+        tiled: bool = True,
+        block_size: int | None = None,
+        memory_budget_mb: float | None = None,
     ) -> None:
         super().__init__()
-        if not init_temperature > 0:
-            raise ConfigError(f"objective option 'init_temperature' must be > 0, got {init_temperature}")
+        if not temperature > 0:
+            raise ConfigError(f"objective option 'temperature' must be > 0, got {temperature}")
         if not max_logit_scale > 0:
             raise ConfigError(f"objective option 'max_logit_scale' must be > 0, got {max_logit_scale}")
+        if block_size is not None and (
+            isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1
+        ):
+            raise ConfigError(
+                f"objective option 'block_size' must be a positive integer or null, got {block_size}"
+            )
+        if memory_budget_mb is not None and not memory_budget_mb > 0:
+            raise ConfigError(f"objective option 'memory_budget_mb' must be > 0, got {memory_budget_mb}")
+        self.tiled = bool(tiled)
+        self.block_size = None if block_size is None else int(block_size)
+        self.memory_budget_mb = None if memory_budget_mb is None else float(memory_budget_mb)
         self.pairs = None if pairs is None else [as_pair(p) for p in pairs]
         self.max_logit_scale = float(max_logit_scale)
         self.positive_target = positive_target
         self.gather = gather
-        init = torch.tensor(math.log(1.0 / init_temperature), dtype=torch.float32)
+        init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
         if learn_temperature:
             self.logit_scale = nn.Parameter(init)
         else:
@@ -154,6 +174,12 @@ class PairwiseObjective(nn.Module):
     def scale(self) -> torch.Tensor:
         """The multiplier ``1/τ`` of cosine similarities, clamped at ``max_logit_scale``."""
         return self.logit_scale.clamp(max=math.log(self.max_logit_scale)).exp()
+
+    def block_for(self, z: torch.Tensor) -> int:
+        """The block side of the tiled loss for embeddings like ``z`` (``block_size`` or the budget's)."""
+        if self.block_size is not None:
+            return self.block_size
+        return auto_block_size(z.dtype, z.device, self.memory_budget_mb)
 
     def pair_loss(self, za: torch.Tensor, zb: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
         """The loss of one pair over rows where both views are present.
@@ -196,6 +222,18 @@ class PairwiseObjective(nn.Module):
         """
         pairs = resolve_pairs(self.pairs, list(embeddings))
         views = sorted({v for pair in pairs for v in pair})
+        # The loss runs in float32 (or float64) even when the encoders ran under bf16/fp16 autocast.
+        with no_autocast(embeddings[views[0]].device):
+            return self._forward(embeddings, present, targets, pairs, views)
+
+    def _forward(
+        self,
+        embeddings: Mapping[str, torch.Tensor],
+        present: Mapping[str, torch.Tensor] | None,
+        targets: Mapping[str, torch.Tensor],
+        pairs: list[tuple[str, str]],
+        views: list[str],
+    ) -> LossOutput:
         z, masks, groups = self._prepare(embeddings, present, targets, views)
         losses: dict[str, torch.Tensor] = {}
         for a, b in pairs:
@@ -240,7 +278,8 @@ class PairwiseObjective(nn.Module):
         z = {}
         for v in views:
             e = embeddings[v]
-            z[v] = F.normalize(e.to(torch.promote_types(e.dtype, torch.float32)), dim=-1)
+            e = e.to(torch.promote_types(e.dtype, torch.float32))
+            z[v] = l2_normalize(e) if self.tiled else F.normalize(e, dim=-1)
         masks = {v: _mask(present, v, size, device) for v in views}
         groups = None
         if self.positive_target is not None and targets.get(self.positive_target) is not None:

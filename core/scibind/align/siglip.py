@@ -1,4 +1,4 @@
-"""Pairwise sigmoid loss (SigLIP) with learnable temperature and bias."""
+"""Pairwise sigmoid loss (SigLIP) with learnable temperature and bias; tiled (exact) by default."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scibind.align.pairs import PairwiseObjective, positive_mask
+from scibind.align.tiled import sigmoid_pair_sum
 from scibind.errors import ConfigError
 
 __all__ = ["SigLipObjective"]
@@ -23,47 +24,62 @@ class SigLipObjective(PairwiseObjective):
     sharing a group code) and ``-1`` elsewhere. Presence masks, pairs, gathering and the temperature clamp are
     described in :class:`scibind.align.pairs.PairwiseObjective`.
 
+    By default the loss comes from :func:`scibind.align.tiled.sigmoid_pair_sum`: one pass over blocks of
+    the logits computes the loss and, since each element's gradient depends on that element only, all the
+    gradients too (memory ``O(n·D + block²)``).
+
     Args:
         pairs: Pairs of views; ``None`` = every pair of the views given.
-        init_temperature: Initial τ; the paper's ``t' = log 10`` is τ = 0.1.
-        init_bias: Initial bias (the paper's -10).
+        temperature: Initial τ; the paper's ``t' = log 10`` is τ = 0.1.
+        bias: Initial bias (the paper's -10).
         learn_temperature: Train ``logit_scale``.
         learn_bias: Train ``logit_bias``.
         gather: Gather across ranks under ``torch.distributed``.
         max_logit_scale: Clamp of ``1/τ`` (100, as open_clip applies to every model).
         positive_target: Target whose shared non-negative codes mark positives (``None``: diagonal only).
+        tiled: Block-wise loss (default); ``False`` builds the dense logits.
+        block_size: Block side; ``None`` derives it from ``memory_budget_mb``.
+        memory_budget_mb: MiB of block temporaries (``None``: the device's default).
     """
 
     def __init__(
         self,
         pairs: Sequence[Sequence[str]] | None = None,
-        init_temperature: float = 0.1,
-        init_bias: float = -10.0,
+        temperature: float = 0.1,
+        bias: float = -10.0,
         learn_temperature: bool = True,
         learn_bias: bool = True,
         gather: bool = True,
         max_logit_scale: float = 100.0,
         positive_target: str | None = None,
+        tiled: bool = True,
+        block_size: int | None = None,
+        memory_budget_mb: float | None = None,
     ) -> None:
         super().__init__(
             pairs,
-            init_temperature=init_temperature,
+            temperature=temperature,
             learn_temperature=learn_temperature,
             max_logit_scale=max_logit_scale,
             positive_target=positive_target,
             gather=gather,
+            tiled=tiled,
+            block_size=block_size,
+            memory_budget_mb=memory_budget_mb,
         )
-        if not math.isfinite(init_bias):
-            raise ConfigError(f"objective option 'init_bias' must be a finite number, got {init_bias}")
-        bias = torch.tensor(float(init_bias), dtype=torch.float32)
+        if not math.isfinite(bias):
+            raise ConfigError(f"objective option 'bias' must be a finite number, got {bias}")
+        init = torch.tensor(float(bias), dtype=torch.float32)
         if learn_bias:
-            self.logit_bias = nn.Parameter(bias)
+            self.logit_bias = nn.Parameter(init)
         else:
-            self.register_buffer("logit_bias", bias)
+            self.register_buffer("logit_bias", init)
 
     def pair_loss(self, za: torch.Tensor, zb: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
         """``-sum(log sigmoid(y * logits)) / n`` over ``n`` rows (see the class docstring)."""
         n = za.shape[0]
+        if self.tiled:
+            return sigmoid_pair_sum(za, zb, self.scale(), self.logit_bias, groups, self.block_for(za)) / n
         logits = self.scale() * (za @ zb.T) + self.logit_bias
         signs = positive_mask(groups, n).to(logits) * 2 - 1
         return -F.logsigmoid(signs * logits).sum() / n

@@ -132,7 +132,7 @@ def scibind_register_encoders(register: Register) -> None:
 
 @hookimpl
 def scibind_register_objectives(register: Register) -> None:
-    """Symmetric InfoNCE (CLIP) and sigmoid (SigLIP) contrastive losses."""
+    """Symmetric InfoNCE (CLIP), sigmoid (SigLIP) and the N-modality objectives."""
     register(
         ObjectiveSpec(
             "clip",
@@ -147,6 +147,45 @@ def scibind_register_objectives(register: Register) -> None:
             factory="scibind.align.siglip:SigLipObjective",
         )
     )
+    # N-modality objectives (issue 4): one module each under scibind/align/.
+    for name, description, factory in (
+        (
+            "symile",
+            "Symile: multilinear inner product over any number of views (O(N) or O(N^2) negatives)",
+            "scibind.align.symile:SymileObjective",
+        ),
+        (
+            "gram",
+            "GRAM: contrast by the Gramian volume spanned by n >= 2 views",
+            "scibind.align.gram:GramObjective",
+        ),
+        (
+            "cwcl",
+            "CWCL: positives weighted by a frozen tower's intra-modal similarity",
+            "scibind.align.cwcl:CWCLObjective",
+        ),
+        (
+            "soft-clip",
+            "CLIP with soft or multi-positive targets from label vectors",
+            "scibind.align.soft_clip:SoftClipObjective",
+        ),
+        (
+            "prototype",
+            "Cross-modal agreement on Sinkhorn-balanced prototype codes",
+            "scibind.align.prototype:PrototypeObjective",
+        ),
+        (
+            "filip",
+            "FILIP token-level late interaction (encoders with forward_tokens)",
+            "scibind.align.filip:FilipObjective",
+        ),
+        (
+            "uniformity-alignment",
+            "CLIP plus uniformity and alignment regularisers (closes the modality gap)",
+            "scibind.align.uniformity:UniformityAlignmentObjective",
+        ),
+    ):
+        register(ObjectiveSpec(name, description, factory=factory))
 
 
 @hookimpl

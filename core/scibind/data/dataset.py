@@ -35,8 +35,12 @@ class ViewConfig:
     reader: Reader
 
 
-def default_reader(modality: str) -> Reader:
+def default_reader(modality: str, **kwargs: Any) -> Reader:
     """Build the highest-priority registered (and installed) reader of ``modality``.
+
+    Args:
+        modality: The modality to read.
+        **kwargs: Options of that reader (a recipe's ``towers.<view>.reader_kwargs``).
 
     Raises:
         ConfigError: No installed reader produces that modality.
@@ -51,7 +55,7 @@ def default_reader(modality: str) -> Reader:
             f"no installed reader produces modality {modality!r}{hint}. `scibind list readers` shows every "
             "reader; pass ViewConfig(name, modality, reader) to choose one explicitly"
         )
-    return create_reader(usable[0].name)
+    return create_reader(usable[0].name, **kwargs)
 
 
 def label_text(value: Any) -> str | None:

@@ -80,7 +80,9 @@ class EvalContext:
             ConfigError: The context has no dataset, or the dataset has no such view.
         """
         if self.dataset is None:
-            raise ConfigError(f"{task}: needs the raw eval data, but these embeddings were given without a dataset")
+            raise ConfigError(
+                f"{task}: needs the raw eval data, but these embeddings were given without a dataset"
+            )
         views = list(getattr(self.dataset, "views", {}))
         if view not in views:
             raise ConfigError(f"{task}: view {view!r} is not in the eval dataset; set view to one of {views}")

@@ -51,6 +51,15 @@ class TowerConfig(_Strict):
     freeze_encoder: bool = Field(
         False, description="Keep the encoder's weights fixed; train only the projection."
     )
+    reader: str | None = Field(
+        None,
+        description="Registered reader of this view's manifest values (`scibind list readers`); default: the "
+        "highest-priority installed reader of the modality.",
+    )
+    reader_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options of the view's reader, e.g. `{size: [256, 256]}` for `core/image`.",
+    )
 
 
 class ObjectiveConfig(_Strict):
@@ -62,7 +71,7 @@ class ObjectiveConfig(_Strict):
         description="View pairs of a pairwise objective, e.g. `[[text, vector]]`; default: every pair.",
     )
     kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Keyword arguments of the objective (e.g. `init_temperature`)."
+        default_factory=dict, description="Keyword arguments of the objective (e.g. `temperature`)."
     )
 
     @model_validator(mode="after")
@@ -124,6 +133,15 @@ class TrainConfig(_Strict):
         1.0, gt=0, description="Clip the global gradient norm to this; null: no clipping."
     )
     accumulate: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
+    grad_cache: bool = Field(
+        False,
+        description="GradCache: embed each batch in chunks without graphs, compute the loss and the "
+        "embedding gradients, then re-run each chunk (same RNG state) and back-propagate; the contrastive "
+        "batch can then exceed activation memory.",
+    )
+    grad_cache_chunk: int = Field(
+        64, gt=0, description="Records per encoder chunk with `grad_cache` (bounds activation memory)."
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="Autocast dtype; `fp16` uses a gradient scaler on CUDA."
     )

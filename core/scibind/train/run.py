@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from scibind.align.model import MultiTowerModel
-    from scibind.data.dataset import PairedDataset
+    from scibind.data.dataset import PairedDataset, ViewConfig
 
 __all__ = [
     "CONFIG_FILE",
@@ -108,8 +108,12 @@ def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
 
 
 def tower_configs(recipe: Recipe) -> dict[str, dict[str, Any]]:
-    """The recipe's towers as the plain mappings :func:`scibind.align.model.build_model` takes."""
-    return {view: tower.model_dump() for view, tower in recipe.towers.items()}
+    """The recipe's towers as the plain mappings :func:`scibind.align.model.build_model` takes.
+
+    Reader options are left out: they configure the dataset (:func:`view_configs`), not the model.
+    """
+    reading = {"reader", "reader_kwargs"}
+    return {view: tower.model_dump(exclude=reading) for view, tower in recipe.towers.items()}
 
 
 def build_dataset(
@@ -155,8 +159,33 @@ def build_dataset(
                 f"recipe {recipe.name!r} has no data.{which} manifest; set it with --set data.{which}=PATH"
             )
         loaded = read_manifest(path).select(split)
-    views = {view: recipe.modality_of(view) for view in recipe.towers}
-    return PairedDataset(loaded, views, labels=recipe.data.labels)
+    return PairedDataset(loaded, view_configs(recipe), labels=recipe.data.labels)
+
+
+def view_configs(recipe: Recipe) -> dict[str, ViewConfig]:
+    """How each tower's view is read: its modality and reader, with ``reader_kwargs`` applied.
+
+    Raises:
+        ConfigError: The named reader produces another modality than the tower's.
+    """
+    from scibind.api import create_reader, get_spec
+    from scibind.data.dataset import ViewConfig, default_reader
+
+    configs = {}
+    for view, tower in recipe.towers.items():
+        modality = recipe.modality_of(view)
+        if tower.reader is None:
+            reader = default_reader(modality, **tower.reader_kwargs)
+        else:
+            spec = get_spec("readers", tower.reader)
+            if spec.modality != modality:
+                raise ConfigError(
+                    f"towers.{view}.reader: {spec.name!r} reads modality {spec.modality!r}, but the tower's "
+                    f"modality is {modality!r}; pick a reader of {modality!r} (`scibind list readers`)"
+                )
+            reader = create_reader(spec.name, **tower.reader_kwargs)
+        configs[view] = ViewConfig(view, modality, reader)
+    return configs
 
 
 def materialize_data(recipe: Recipe, run_dir: Path, *, generate: bool = True) -> Recipe:

@@ -44,6 +44,7 @@ from scibind.train.distributed import (
     gather_bytes,
     init_distributed,
 )
+from scibind.train.grad_cache import ChunkedCollate, grad_cache_backward
 from scibind.train.recipe import Recipe, dump_recipe, load_recipe
 from scibind.train.run import CONFIG_FILE, build_dataset, build_objective, materialize_data, tower_configs
 from scibind.train.schedule import lr_at
@@ -246,7 +247,11 @@ class _Trainer:
         loader = DataLoader(
             self.dataset,
             batch_sampler=sampler,
-            collate_fn=self.dataset.collate,
+            collate_fn=(
+                ChunkedCollate(self.dataset.collate, self.cfg.grad_cache_chunk)
+                if self.cfg.grad_cache
+                else self.dataset.collate
+            ),
             num_workers=self.recipe.data.num_workers,
             pin_memory=self.ctx.device.type == "cuda",
         )
@@ -318,12 +323,23 @@ class _Trainer:
         total = 0.0
         parts: dict[str, float] = {}
         for _ in range(cfg.accumulate):
-            batch = next(batches).to(ctx.device)
-            with self._autocast():
-                embeddings = self.model(batch)
-                out = self.objective(embeddings, batch.present, **batch.targets)
-            loss = out.loss / cfg.accumulate
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            if cfg.grad_cache:
+                out = grad_cache_backward(
+                    self.model,
+                    self.objective,
+                    [chunk.to(ctx.device) for chunk in next(batches)],
+                    device=ctx.device,
+                    autocast=self._autocast,
+                    loss_weight=1.0 / cfg.accumulate,
+                    scale=self.scaler.scale if self.scaler is not None else None,
+                )
+            else:
+                batch = next(batches).to(ctx.device)
+                with self._autocast():
+                    embeddings = self.model(batch)
+                    out = self.objective(embeddings, batch.present, **batch.targets)
+                loss = out.loss / cfg.accumulate
+                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             total += float(out.loss.detach())
             for key, value in out.parts.items():
                 parts[key] = parts.get(key, 0.0) + float(value) / cfg.accumulate

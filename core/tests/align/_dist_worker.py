@@ -18,7 +18,8 @@ OBJECTIVES = {"clip": ClipObjective, "siglip": SigLipObjective}
 def make_case(kind: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(objective, replicated linear "encoder" weights and the global inputs), identical in every process."""
     gen = torch.Generator().manual_seed(1234)
-    objective = OBJECTIVES[kind](positive_target="group").double()
+    # block_size=3: the tiled path, with blocks that divide neither a rank's slice nor the global batch.
+    objective = OBJECTIVES[kind](positive_target="group", block_size=3).double()
     weights = {v: torch.randn(6, 4, generator=gen, dtype=torch.float64).requires_grad_() for v in VIEWS}
     data = {v: torch.randn(8, 6, generator=gen, dtype=torch.float64) for v in VIEWS}
     data["present.text"] = torch.tensor([1, 1, 0, 1, 1, 1, 0, 1], dtype=torch.bool)

@@ -69,7 +69,7 @@ def test_logit_scale_is_clamped_and_stops_learning_above_the_clamp():
 
 
 def test_fixed_temperature_is_a_buffer():
-    obj = ClipObjective(init_temperature=0.5, learn_temperature=False)
+    obj = ClipObjective(temperature=0.5, learn_temperature=False)
     assert not list(obj.parameters())
     assert "logit_scale" in obj.state_dict()
     assert float(obj.scale()) == pytest.approx(2.0)
@@ -85,15 +85,13 @@ def test_unique_groups_equal_plain_targets():
     torch.testing.assert_close(ignored, plain)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"label_smoothing": 1.0}, {"init_temperature": 0.0}, {"max_logit_scale": -1}]
-)
+@pytest.mark.parametrize("kwargs", [{"label_smoothing": 1.0}, {"temperature": 0.0}, {"max_logit_scale": -1}])
 def test_bad_options_name_the_option(kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
         ClipObjective(**kwargs)
 
 
 def test_registered_factory_builds_it():
-    obj = scibind.create_objective("core/clip", pairs=[["text", "vector"]], init_temperature=0.1)
+    obj = scibind.create_objective("core/clip", pairs=[["text", "vector"]], temperature=0.1)
     assert isinstance(obj, ClipObjective)
     assert obj.pairs == [("text", "vector")]

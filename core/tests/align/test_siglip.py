@@ -54,7 +54,7 @@ def test_equals_open_clip_formula_at_full_presence_and_paper_init():
 
 
 def test_fixed_bias_and_temperature_are_buffers():
-    obj = SigLipObjective(learn_temperature=False, learn_bias=False, init_bias=-5.0)
+    obj = SigLipObjective(learn_temperature=False, learn_bias=False, bias=-5.0)
     assert not list(obj.parameters())
     assert set(obj.state_dict()) == {"logit_scale", "logit_bias"}
     assert float(obj.logit_bias) == -5.0
@@ -73,8 +73,8 @@ def test_bias_gets_gradient_and_clamp_applies():
 
 
 def test_bad_bias_is_a_config_error():
-    with pytest.raises(ConfigError, match="init_bias"):
-        SigLipObjective(init_bias=float("nan"))
+    with pytest.raises(ConfigError, match="bias"):
+        SigLipObjective(bias=float("nan"))
 
 
 def test_registered_factory_builds_it():

@@ -146,8 +146,8 @@ def test_bad_configuration(manifest_path):
         PairedDataset(manifest, {"vec": "vector"}, labels=["species"])
     with pytest.raises(DataError, match="no column for view"):
         PairedDataset(manifest, {"image": "image"})
-    with pytest.raises(ConfigError, match="no installed reader produces modality 'wsi_tile'"):
-        PairedDataset(manifest, {"vec": "wsi_tile"})
+    with pytest.raises(ConfigError, match="no installed reader produces modality 'spectrum'"):
+        PairedDataset(manifest, {"vec": "spectrum"})
     with pytest.raises(ConfigError, match="at least one view"):
         PairedDataset(manifest, {})
 

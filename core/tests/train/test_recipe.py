@@ -43,7 +43,7 @@ def test_set_overrides_nested_keys_lists_and_free_form_mappings(write_recipe):
             "train.lr=3e-4",
             "train.betas=[0.8, 0.9]",
             "towers.view_a.encoder_kwargs.dropout=0.5",
-            "objective.kwargs.init_temperature=0.1",
+            "objective.kwargs.temperature=0.1",
             "eval.tasks.0.k=3",
             "train.grad_clip=null",
             "description=hello world",
@@ -53,7 +53,7 @@ def test_set_overrides_nested_keys_lists_and_free_form_mappings(write_recipe):
     assert recipe.train.lr == pytest.approx(3e-4)
     assert recipe.train.betas == (0.8, 0.9)
     assert recipe.towers["view_a"].encoder_kwargs["dropout"] == 0.5
-    assert recipe.objective.kwargs == {"positive_target": None, "init_temperature": 0.1}
+    assert recipe.objective.kwargs == {"positive_target": None, "temperature": 0.1}
     assert recipe.eval.tasks[0]["k"] == 3
     assert recipe.train.grad_clip is None
     assert recipe.description == "hello world"

@@ -48,3 +48,31 @@ def test_build_dataset_from_an_explicit_manifest_and_its_errors(write_recipe, tm
 def test_load_run_needs_a_run_folder(tmp_path):
     with pytest.raises(ConfigError, match=r"config\.yaml is missing"):
         load_run(tmp_path)
+
+
+def test_towers_choose_their_reader_and_its_options(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from scibind.builtin.readers import ImageReader
+    from scibind.errors import ConfigError
+    from scibind.train.recipe import Recipe
+    from scibind.train.run import build_dataset
+
+    for i in range(3):
+        Image.fromarray(np.full((40, 30, 3), 60 * i, dtype=np.uint8)).save(tmp_path / f"im{i}.png")
+    (tmp_path / "m.csv").write_text("id,image,split\n" + "".join(f"r{i},im{i}.png,train\n" for i in range(3)))
+    base = {
+        "embed_dim": 8,
+        "towers": {"image": {"encoder": "core/tiny-cnn", "reader_kwargs": {"size": [16, 12]}}},
+        "data": {"train": str(tmp_path / "m.csv")},
+    }
+    dataset = build_dataset(Recipe.model_validate(base))
+    assert isinstance(dataset.views["image"].reader, ImageReader)
+    assert tuple(dataset[2]["views"]["image"].shape) == (3, 16, 12)
+
+    named = {**base, "towers": {"image": {**base["towers"]["image"], "reader": "core/image"}}}
+    assert tuple(build_dataset(Recipe.model_validate(named))[0]["views"]["image"].shape) == (3, 16, 12)
+
+    wrong = {**base, "towers": {"image": {"encoder": "core/tiny-cnn", "reader": "core/text"}}}
+    with pytest.raises(ConfigError, match="reads modality 'text'"):
+        build_dataset(Recipe.model_validate(wrong))

@@ -153,6 +153,8 @@ class ReaderSpec(ComponentSpec):
             (``"dir:spatial/tissue_positions*.csv"``). Values inside manifests are read by modality, so a
             reader of inline values may list no pattern.
         priority: Higher wins when several readers claim one path (before ``scibind_choose_reader``).
+        option_groups: Names of ``scibind prepare --set <group>.<option>=value`` groups whose options this
+            reader takes as keyword arguments (``("tiling",)`` lets ``--set tiling.mpp=0.5`` reach it).
     """
 
     kind: ClassVar[str] = "readers"
@@ -160,9 +162,11 @@ class ReaderSpec(ComponentSpec):
     factory: str | Callable[..., Any] = ""
     patterns: tuple[str, ...] = ()
     priority: int = 0
+    option_groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "patterns", tuple(self.patterns))
+        object.__setattr__(self, "option_groups", tuple(self.option_groups))
         super().__post_init__()
 
 

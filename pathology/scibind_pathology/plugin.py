@@ -66,6 +66,7 @@ def scibind_register_readers(register: Register) -> None:
             patterns=SLIDE_PATTERNS,
             requires=OPENSLIDE,
             priority=-20,
+            option_groups=("tiling",),
         )
     )
     register(

@@ -212,7 +212,8 @@ class WSIReader(Reader):
         """Tile one slide into ``out_dir`` (what ``scibind prepare`` runs per slide).
 
         Writes ``<stem>.h5`` (coords, plus features with an encoder), ``<stem>.geojson`` (the tissue mask,
-        QuPath-readable) and ``<stem>.thumbnail.png``.
+        QuPath-readable) and ``<stem>.thumbnail.png``; asks ``scibind prepare`` to publish the h5 and the
+        GeoJSON at the top of its output folder (``DIR/<slide>.h5``, the TRIDENT/CLAM layout).
 
         Returns:
             A summary: tile counts, read level, µm/px, files written.
@@ -277,6 +278,7 @@ class WSIReader(Reader):
             "tissue_mask": mask.source,
             "encoder": self.encoder,
             "h5": str(h5),
+            "publish": [h5.name, f"{stem}.geojson"],
         }
 
 

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-from scibind.errors import ReadError
+from scibind.errors import ConfigError, ReadError
 from scibind.prepare import run_prepare
 from scibind_pathology.readers import WSIReader
 from scibind_pathology.slide import open_slide
@@ -53,14 +53,15 @@ def test_prepare_tiles_quarantines_and_resumes(cmu_slide: Path, tmp_path: Path):
     shutil.copy(cmu_slide, src / cmu_slide.name)
     bad = corrupt_inputs(src, cmu_slide)
     out = tmp_path / "out"
-    sets = ["reader.pathology/wsi.mpp=1.0", "reader.pathology/wsi.tile_size=256"]
+    sets = ["tiling.mpp=1.0", "tiling.tile_size=256"]
     summary = run_prepare([src], out, overrides=sets, workers=2)
     assert (summary.total, summary.prepared, summary.quarantined) == (5, 1, 4)
     reasons = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
     assert sorted(Path(r["path"]).name for r in reasons) == sorted(p.name for p in bad.values())
     assert all(Path(r["path"]).name in r["reason"] for r in reasons)
-    [h5] = list(out.glob("cache/pathology/wsi/*/CMU-1-Small-Region.h5"))
-    assert (h5.parent / "CMU-1-Small-Region.geojson").is_file()
+    [cached] = list(out.glob("cache/pathology/wsi/*/CMU-1-Small-Region.h5"))
+    h5 = out / "CMU-1-Small-Region.h5"  # published at the top: the TRIDENT/CLAM layout
+    assert h5.samefile(cached) and (out / "CMU-1-Small-Region.geojson").is_file()
     with h5py.File(h5) as f:
         coords = f["coords"][()]
         assert f["coords"].attrs["patch_size_level0"] == 513 and f["coords"].attrs["target_mpp"] == 1.0
@@ -85,3 +86,19 @@ def test_open_slide_reports_truncated_reads(cmu_slide: Path, tmp_path: Path):
     path = corrupt_inputs(tmp_path, cmu_slide)["truncated"]
     with pytest.raises(ReadError, match="truncated"), open_slide(path) as slide:
         slide.read_level(0)
+
+
+def test_prepare_quarantines_a_second_slide_of_the_same_name(cmu_slide: Path, tmp_path: Path):
+    for folder in ("a", "b"):
+        (tmp_path / "slides" / folder).mkdir(parents=True)
+        shutil.copy(cmu_slide, tmp_path / "slides" / folder / cmu_slide.name)
+    out = tmp_path / "out"
+    summary = run_prepare([tmp_path / "slides"], out, overrides=["tiling.mpp=2.0"])
+    assert (summary.prepared, summary.quarantined) == (1, 1)
+    [entry] = [json.loads(line) for line in (out / "quarantine.jsonl").read_text().splitlines()]
+    assert "another item already wrote" in entry["reason"] and (out / "CMU-1-Small-Region.h5").is_file()
+
+
+def test_unknown_option_group_is_a_clear_error(cmu_slide: Path, tmp_path: Path):
+    with pytest.raises(ConfigError, match="no installed reader takes 'tilling' options"):
+        run_prepare([cmu_slide], tmp_path / "out", overrides=["tilling.mpp=0.5"])

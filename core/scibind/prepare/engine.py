@@ -3,6 +3,7 @@
 Output folder layout::
 
     <out>/cache/<reader>/<item-key>/   what the reader's ``prepare`` wrote (tiles, features, graphs, ...)
+    <out>/<name>                       files a reader published from its cache (e.g. ``<slide>.h5``, linked)
     <out>/state/<item-key>.json        done-marker of a finished item (atomic write); a rerun skips it
     <out>/quarantine.jsonl             one {"path", "record", "reason"} line per bad item of the last run
     <out>/summary.json                 counts: total, prepared, skipped, quarantined (plus ignored files)
@@ -15,6 +16,7 @@ succeeds), so ``quarantine.jsonl`` always describes the latest run.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,8 +26,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from scibind.atomic import atomic_write_json
-from scibind.errors import ConfigError, DataError, ScibindError
+from scibind.atomic import atomic_replace, atomic_write_json, atomic_write_text
+from scibind.errors import ConfigError, DataError, ReadError, ScibindError
 from scibind.jsonable import jsonable
 from scibind.prepare.items import PrepareItem, collect_items
 from scibind.prepare.options import parse_overrides
@@ -121,6 +123,7 @@ def prepare_item(item: PrepareItem, kwargs: dict[str, Any], out_dir: str) -> dic
                 shutil.rmtree(cache)
             cache.mkdir(parents=True)
             summary = reader.prepare(Path(item.path), cache)
+            publish(summary.pop("publish", []) if isinstance(summary, dict) else [], cache, out, item.key)
         else:
             from scibind.data.readers import summarize
 
@@ -134,6 +137,38 @@ def prepare_item(item: PrepareItem, kwargs: dict[str, Any], out_dir: str) -> dic
     marker = {**asdict(item), "status": "done", "summary": jsonable(summary), "finished_at": time.time()}
     atomic_write_json(marker_path(out, item.key), jsonable(marker))
     return {"key": item.key, "status": "prepared"}
+
+
+def publish(names: Sequence[str], cache: Path, out: Path, key: str) -> None:
+    """Link the files a reader asked to publish from its cache folder to the top of ``out``.
+
+    A reader's ``prepare`` may return ``"publish": ["<slide>.h5", ...]``: files of its cache folder that users
+    expect at ``<out>/<name>`` (the TRIDENT/CLAM layout). They are hard-linked (copied across file systems)
+    and moved into place atomically; ``state/published/<name>`` records which item owns each name.
+
+    Raises:
+        ReadError: Another item already published a file of that name.
+    """
+    owners = out / "state" / "published"
+    for name in names:
+        source = cache / name
+        if Path(name).name != name or not source.is_file():
+            raise ReadError(f"the reader asked to publish {name!r}, which is not a file of its cache folder")
+        owner = owners / name
+        if owner.exists() and owner.read_text(encoding="utf-8") != key:
+            raise ReadError(
+                f"another item already wrote {out / name}; give the inputs distinct file names",
+                path=source,
+            )
+        atomic_write_text(owner, key)
+
+        def link(tmp: Path, source: Path = source) -> None:
+            try:
+                os.link(source, tmp)
+            except OSError:
+                shutil.copy2(source, tmp)
+
+        atomic_replace(out / name, link)
 
 
 def _run_serial(

@@ -117,6 +117,16 @@ class _Collector:
         self.out_dir = out_dir.resolve()
         self.views = options.views
         self.kwargs: dict[str, dict[str, Any]] = {}
+        for group, kwargs in options.groups.items():
+            takers = [spec.name for spec in self.registry.list("readers") if group in spec.option_groups]
+            if not takers:
+                known = sorted({g for spec in self.registry.list("readers") for g in spec.option_groups})
+                raise ConfigError(
+                    f"--set {group}.<option>: no installed reader takes {group!r} options; option groups "
+                    f"are {known or 'none'}, or use --set reader.<reader>.<option>=..."
+                )
+            for name in takers:
+                self.kwargs.setdefault(name, {}).update(kwargs)
         for name, kwargs in options.reader_kwargs.items():
             full = self.registry.get("readers", name).name
             self.kwargs.setdefault(full, {}).update(kwargs)

@@ -11,7 +11,8 @@ from scibind.train.overrides import parse_override
 __all__ = ["PrepareOptions", "parse_overrides"]
 
 FORMS = (
-    "'reader.<reader>.<option>=<value>' (e.g. reader.core/image.max_side=512) or "
+    "'reader.<reader>.<option>=<value>' (e.g. reader.core/image.max_side=512), "
+    "'<group>.<option>=<value>' for readers that take an option group (e.g. tiling.mpp=0.5) or "
     "'views.<column>=<modality>' (e.g. views.caption=text)"
 )
 
@@ -25,10 +26,13 @@ class PrepareOptions:
             passed to its factory.
         views: Manifest column (or ``<view>`` of a ``<view>.<field>`` group) -> modality. When empty, every
             column named after a registered modality is a view of that modality.
+        groups: Option group (``tiling``) -> options, passed to every reader whose spec lists that group in
+            ``option_groups``.
     """
 
     reader_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     views: dict[str, str] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def parse_overrides(pairs: list[str] | tuple[str, ...]) -> PrepareOptions:
@@ -45,6 +49,7 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> PrepareOptions:
     """
     reader_kwargs: dict[str, dict[str, Any]] = {}
     views: dict[str, str] = {}
+    groups: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         keys, value = parse_override(pair)
         if keys[0] == "reader" and len(keys) >= 3 and keys[-1].isidentifier():
@@ -55,6 +60,8 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> PrepareOptions:
                     f"--set {pair!r}: give the modality of column {'.'.join(keys[1:])!r} as text"
                 )
             views[".".join(keys[1:])] = value
+        elif len(keys) == 2 and keys[1].isidentifier():
+            groups.setdefault(keys[0], {})[keys[1]] = value
         else:
             raise ConfigError(f"--set {pair!r}: unknown key; use {FORMS}")
-    return PrepareOptions(reader_kwargs=reader_kwargs, views=views)
+    return PrepareOptions(reader_kwargs=reader_kwargs, views=views, groups=groups)

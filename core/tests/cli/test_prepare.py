@@ -200,3 +200,14 @@ def test_workers_give_the_same_result(cli, tmp_path, pngs, corrupt):
         p.name for p in (pooled / "state").iterdir()
     )
     assert summary_of(pooled)["quarantined"] == 1
+
+
+def test_overrides_sort_reader_options_groups_and_views():
+    from scibind.prepare.options import parse_overrides
+
+    options = parse_overrides(
+        ["reader.core/image.size=[8, 8]", "tiling.mpp=0.5", "tiling.tile_size=256", "views.caption=text"]
+    )
+    assert options.reader_kwargs == {"core/image": {"size": [8, 8]}}
+    assert options.groups == {"tiling": {"mpp": 0.5, "tile_size": 256}}
+    assert options.views == {"caption": "text"}

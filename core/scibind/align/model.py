@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scibind.data.types import Batch
-from scibind.errors import ConfigError
+from scibind.errors import ConfigError, ShapeError
 
 __all__ = ["PROJECTIONS", "MultiTowerModel", "Tower", "build_model"]
 
@@ -77,6 +77,48 @@ class Tower(nn.Module):
             features = self.encoder(data)
         return self.projection(features)
 
+    @property
+    def has_tokens(self) -> bool:
+        """Whether the encoder has ``forward_tokens`` (token-level objectives can use this tower)."""
+        return callable(getattr(self.encoder, "forward_tokens", None))
+
+    def forward_tokens(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode into tokens and project each (not normalised).
+
+        Returns:
+            ``([n, T, embed_dim], bool[n, T])``: the projected tokens and which of them are real. The mask
+            is the encoder's ``token_mask(data)`` when it has one; otherwise a token is padding exactly when
+            the encoder returned it as an all-zero row.
+
+        Raises:
+            ConfigError: The encoder has no ``forward_tokens``.
+            ShapeError: The encoder's tokens are not ``[n, T, width]`` or its mask is not ``bool[n, T]``.
+        """
+        if not self.has_tokens:
+            raise ConfigError(
+                f"encoder {type(self.encoder).__name__} has no forward_tokens; token-level objectives need "
+                "an encoder with token outputs (core/cnn, core/tiny-text, core/minilm have them)"
+            )
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            tokens = self.encoder.forward_tokens(data)
+            if tokens.dim() != 3:
+                raise ShapeError(
+                    f"{type(self.encoder).__name__}.forward_tokens must return [n, T, width], got "
+                    f"{tuple(tokens.shape)}"
+                )
+            if callable(getattr(self.encoder, "token_mask", None)):
+                mask = torch.as_tensor(self.encoder.token_mask(data)).to(
+                    device=tokens.device, dtype=torch.bool
+                )
+            else:
+                mask = tokens.detach().ne(0).any(-1)
+        if tuple(mask.shape) != tuple(tokens.shape[:2]):
+            raise ShapeError(
+                f"{type(self.encoder).__name__}.token_mask must be bool{list(tokens.shape[:2])} (one flag "
+                f"per token of forward_tokens), got {tuple(mask.shape)}"
+            )
+        return self.projection(tokens), mask
+
 
 class MultiTowerModel(nn.Module):
     """One :class:`Tower` per view; every view lands in the same L2-normalised ``embed_dim`` space.
@@ -110,6 +152,81 @@ class MultiTowerModel(nn.Module):
         if view not in self.towers:
             raise ConfigError(f"the model has no tower for view {view!r}; its views are {self.views}")
         return F.normalize(self.towers[view](data), dim=-1)
+
+    def token_views(self, requested: Sequence[str] | None = None) -> list[str]:
+        """The views whose token embeddings a token-level objective gets.
+
+        Args:
+            requested: View names; ``None`` = every view whose encoder has ``forward_tokens``.
+
+        Raises:
+            ConfigError: A requested view has no tower or its encoder has no ``forward_tokens``.
+        """
+        if requested is None:
+            return [view for view, tower in self.towers.items() if tower.has_tokens]
+        if isinstance(requested, str):
+            raise ConfigError(f"objective option 'token_views' must be a list of views, got {requested!r}")
+        out = []
+        for view in requested:
+            if view not in self.towers:
+                raise ConfigError(
+                    f"objective option 'token_views' names {view!r}, which has no tower; views: {self.views}"
+                )
+            if not self.towers[view].has_tokens:
+                encoder = type(self.towers[view].encoder).__name__
+                raise ConfigError(
+                    f"objective option 'token_views' names {view!r}, but its encoder {encoder} has no "
+                    "forward_tokens; pick an encoder with token outputs or leave the view out"
+                )
+            if view not in out:
+                out.append(view)
+        return out
+
+    def encode_tokens(self, view: str, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings of ``n`` values of one view in the joint space.
+
+        Returns:
+            ``([n, T, embed_dim], bool[n, T])``: L2-normalised tokens, exactly zero where the mask is false
+            (padding), and the mask.
+
+        Raises:
+            ConfigError: The model has no tower for ``view`` or its encoder has no ``forward_tokens``.
+        """
+        if view not in self.towers:
+            raise ConfigError(f"the model has no tower for view {view!r}; its views are {self.views}")
+        tokens, mask = self.towers[view].forward_tokens(data)
+        return F.normalize(tokens, dim=-1).masked_fill(~mask[..., None], 0), mask
+
+    def forward_tokens(
+        self, batch: Batch, views: Sequence[str]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Token embeddings of ``views`` for a whole batch, scattered to the batch's rows.
+
+        Args:
+            batch: A :class:`scibind.data.types.Batch`.
+            views: Views whose encoders have ``forward_tokens`` (:meth:`token_views`).
+
+        Returns:
+            ``(tokens, token_masks)``: view -> ``[B, T, embed_dim]`` (as :meth:`encode_tokens` for present
+            records, zero rows for absent ones) and view -> ``bool[B, T]`` (false for padding and for every
+            token of an absent record). A view absent from the whole batch gets ``T = 1``.
+        """
+        size = len(batch)
+        tokens, masks = {}, {}
+        for view in views:
+            mb = batch.views.get(view)
+            if mb is None or mb.index.numel() == 0:
+                like = next(self.towers[view].parameters(), None)
+                device = batch.present[view].device if view in batch.present else None
+                dtype = like.dtype if like is not None else None
+                tokens[view] = torch.zeros(size, 1, self.embed_dim, device=device, dtype=dtype)
+                masks[view] = torch.zeros(size, 1, device=device, dtype=torch.bool)
+                continue
+            t, m = self.encode_tokens(view, mb.data)
+            index = mb.index.to(t.device)
+            tokens[view] = t.new_zeros(size, *t.shape[1:]).index_copy(0, index, t)
+            masks[view] = m.new_zeros(size, m.shape[1]).index_copy(0, index, m)
+        return tokens, masks
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Embed every view of a batch.

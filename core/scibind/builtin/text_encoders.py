@@ -89,18 +89,40 @@ class MiniLMEncoder(nn.Module):
         Returns:
             ``float32[n, 384]`` pooled (not normalised) embeddings.
         """
-        texts = _check_texts(data, "encoder 'core/minilm'")
-        device = next(self.model.parameters()).device
-        tokens = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        tokens = {k: v.to(device) for k, v in tokens.items()}
+        tokens = self._tokenize(data)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             hidden = self.model(**tokens).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
         mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+    def _tokenize(self, data: Any) -> dict[str, torch.Tensor]:
+        texts = _check_texts(data, "encoder 'core/minilm'")
+        device = next(self.model.parameters()).device
+        tokens = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return {k: v.to(device) for k, v in tokens.items()}
+
+    def forward_tokens(self, data: Sequence[str]) -> torch.Tensor:
+        """Per-token last hidden states (``[CLS]`` and ``[SEP]`` included), for token-level objectives.
+
+        Args:
+            data: ``n`` strings.
+
+        Returns:
+            ``float32[n, T, 384]`` with ``T`` the longest tokenised text of the batch (at most
+            ``max_length``); rows past a text's end (padding) are zero (:meth:`token_mask`).
+        """
+        tokens = self._tokenize(data)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            hidden = self.model(**tokens).last_hidden_state
+        return hidden * tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+
+    def token_mask(self, data: Sequence[str]) -> torch.Tensor:
+        """``bool[n, T]``: which rows of :meth:`forward_tokens` are tokens (the attention mask)."""
+        return self._tokenize(data)["attention_mask"].to(torch.bool)
 
 
 class TinyTextEncoder(nn.Module):
@@ -152,10 +174,46 @@ class TinyTextEncoder(nn.Module):
             ``float32[n, embed_dim]``.
         """
         texts = _check_texts(data, "encoder 'core/tiny-text'")
-        device = self.bag.weight.device
         if not texts:
             return self.norm(self.bag.weight.new_zeros(0, self.embed_dim))
-        ids = [self.buckets(t) for t in texts]
+        return self.norm(self._bags([self.buckets(t) for t in texts]))
+
+    def _bags(self, ids: list[list[int]]) -> torch.Tensor:
+        device = self.bag.weight.device
         flat = torch.tensor([b for row in ids for b in row], dtype=torch.int64, device=device)
         lengths = torch.tensor([0] + [len(row) for row in ids[:-1]], dtype=torch.int64, device=device)
-        return self.norm(self.bag(flat, lengths.cumsum(0)))
+        return self.bag(flat, lengths.cumsum(0))
+
+    @staticmethod
+    def words(text: str) -> list[str]:
+        """The tokens of :meth:`forward_tokens`: the whitespace-separated words (or the text, if none)."""
+        return text.split() or [text]
+
+    def forward_tokens(self, data: Sequence[str]) -> torch.Tensor:
+        """One token per word: the word's hashed n-grams averaged, then the LayerNorm.
+
+        Each word is hashed like a text of its own (:meth:`buckets`, framed by start/end bytes).
+
+        Args:
+            data: ``n`` strings.
+
+        Returns:
+            ``float32[n, T, embed_dim]``, ``T`` the most words of a text in the batch; rows past a text's
+            words are zero (:meth:`token_mask`).
+        """
+        texts = _check_texts(data, "encoder 'core/tiny-text'")
+        mask = self.token_mask(texts)
+        if not texts:
+            return self.bag.weight.new_zeros(0, 1, self.embed_dim)
+        words = [self.buckets(w) for t in texts for w in self.words(t)]
+        flat = self.norm(self._bags(words))
+        out = flat.new_zeros(*mask.shape, self.embed_dim)
+        return out.masked_scatter(mask[..., None], flat)
+
+    def token_mask(self, data: Sequence[str]) -> torch.Tensor:
+        """``bool[n, T]``: which rows of :meth:`forward_tokens` are words."""
+        texts = _check_texts(data, "encoder 'core/tiny-text'")
+        counts = torch.tensor([len(self.words(t)) for t in texts], dtype=torch.int64)
+        width = int(counts.max()) if texts else 1
+        mask = torch.arange(width)[None, :] < counts[:, None]
+        return mask.to(self.bag.weight.device)

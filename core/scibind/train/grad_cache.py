@@ -16,6 +16,9 @@ With the tiled objectives (:mod:`scibind.align.tiled`) the loss itself needs ``O
 so the batch is bounded by the embeddings, not by activations or the logit matrix.
 
 Under ``torch.distributed`` step 2 gathers across ranks as usual; step 3 has no collectives.
+
+For a token-level objective (``token_views``; :mod:`scibind.align.tokens`) the token embeddings
+``[n, T, D]`` are cached and replayed the same way, their chunks zero-padded to the largest ``T``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import torch
 
 from scibind.align.output import LossOutput
+from scibind.align.tokens import cat_tokens, token_inputs
 from scibind.data.types import Batch
 
 __all__ = ["ChunkedCollate", "grad_cache_backward"]
@@ -71,6 +75,7 @@ def grad_cache_backward(
     autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     loss_weight: float = 1.0,
     scale: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    token_views: Sequence[str] = (),
 ) -> LossOutput:
     """Accumulate ``loss_weight · dL/dθ`` of the whole batch into ``.grad``, embedding it chunk by chunk.
 
@@ -82,24 +87,37 @@ def grad_cache_backward(
         autocast: Context factory for the encoder forwards and the loss (the trainer's precision).
         loss_weight: Factor of the back-propagated loss (``1 / accumulate``).
         scale: Loss scaling before backward (an fp16 ``GradScaler.scale``); ``None`` for none.
+        token_views: Views whose token embeddings the objective takes (``tokens=``, ``token_masks=``;
+            :mod:`scibind.align.tokens`); chunks' token counts are zero-padded to the largest. Empty: the
+            objective is called as ``objective(embeddings, present, **targets)``.
 
     Returns:
         The objective's output on the whole batch (its loss not weighted).
     """
     states = []
     outputs = []
+    token_outputs = []
     with torch.no_grad():
         for chunk in chunks:
             states.append(_rng_state(device))
             with autocast():
                 outputs.append(model(chunk))
+                token_outputs.append(token_inputs(model, chunk, token_views, chunk.targets))
     after = _rng_state(device)
     views = list(outputs[0])
     embeddings = {v: torch.cat([o[v] for o in outputs]).requires_grad_() for v in views}
     present = {v: torch.cat([c.present[v] for c in chunks]) for v in chunks[0].present}
     targets = {k: torch.cat([c.targets[k] for c in chunks]) for k in chunks[0].targets}
+    extra: dict[str, dict[str, torch.Tensor]] = {}
+    if token_views:
+        extra = {
+            "tokens": {
+                v: cat_tokens([o["tokens"][v] for o in token_outputs]).requires_grad_() for v in token_views
+            },
+            "token_masks": {v: cat_tokens([o["token_masks"][v] for o in token_outputs]) for v in token_views},
+        }
     with autocast():
-        out = objective(embeddings, present, **targets)
+        out = objective(embeddings, present, **extra, **targets)
     loss = out.loss * loss_weight
     (scale(loss) if scale is not None else loss).backward()
     offset = 0
@@ -108,11 +126,16 @@ def grad_cache_backward(
         _set_rng_state(state, device)
         with autocast():
             z = model(chunk)
+            tok = token_inputs(model, chunk, token_views, chunk.targets)
         terms = [
             (z[v] * embeddings[v].grad[offset : offset + n].to(z[v].dtype)).sum()
             for v in views
             if z[v].requires_grad and embeddings[v].grad is not None
         ]
+        for v in token_views:
+            t, grad = tok["tokens"][v], extra["tokens"][v].grad
+            if t.requires_grad and grad is not None:
+                terms.append((t * grad[offset : offset + n, : t.shape[1]].to(t.dtype)).sum())
         if terms:
             torch.stack(terms).sum().backward()
         offset += n

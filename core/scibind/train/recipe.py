@@ -20,6 +20,7 @@ from scibind.errors import ConfigError
 from scibind.train.overrides import apply_overrides
 
 __all__ = [
+    "CompatibleConfig",
     "DataConfig",
     "EvalConfig",
     "ObjectiveConfig",
@@ -50,6 +51,11 @@ class TowerConfig(_Strict):
     )
     freeze_encoder: bool = Field(
         False, description="Keep the encoder's weights fixed; train only the projection."
+    )
+    freeze: bool = Field(
+        False,
+        description="Lock the whole tower (encoder and projection; LiT): no gradients, eval mode, weights "
+        "bit-identical after training. See `train.cache_frozen` and docs/strategies.md.",
     )
     reader: str | None = Field(
         None,
@@ -107,6 +113,23 @@ class DataConfig(_Strict):
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes per training process.")
 
 
+class CompatibleConfig(_Strict):
+    """Backward-compatible training (BCT/XBT): new towers embed into an old model's space."""
+
+    reference: Path = Field(
+        description="The old model's embeddings: an embedding store (`scibind embed` output) or an old run "
+        "folder whose newest checkpoint embeds this recipe's records."
+    )
+    views: dict[str, str] = Field(
+        description="New tower view -> old view whose embedding of the same record is its target, e.g. "
+        "`{view_a: view_a}`."
+    )
+    weight: float = Field(1.0, ge=0, description="Weight of the compatibility loss added to the objective's.")
+    temperature: float = Field(
+        0.05, gt=0, description="Fixed temperature of the compatibility InfoNCE (new vs old embeddings)."
+    )
+
+
 class TrainConfig(_Strict):
     """Optimisation and run control."""
 
@@ -149,6 +172,33 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="`auto`: CUDA when available, else CPU."
     )
+    init_from: Path | None = Field(
+        None,
+        description="Run folder (its newest complete checkpoint) or checkpoint folder: towers whose view it "
+        "also has start from its weights (safetensors only). Progressive alignment: freeze them and add a "
+        "tower.",
+    )
+    init_views: list[str] | None = Field(
+        None,
+        description="Views loaded by `init_from` (default: every view this recipe shares with that run).",
+    )
+    cache_frozen: bool = Field(
+        False,
+        description="Cache the outputs of frozen encoders (`freeze` or `freeze_encoder`) per record id, "
+        "keyed by a hash of the encoder's name, options and weights, in `<run_dir>/cache/`; later epochs "
+        "skip their forward.",
+    )
+    compatible: CompatibleConfig | None = Field(
+        None,
+        description="Backward-compatible training: add a loss pulling new embeddings onto an old model's "
+        "embeddings of the same records; evaluation reports `xbt/<query>-><gallery>/R@k`.",
+    )
+
+    @model_validator(mode="after")
+    def _strategies_fit(self) -> TrainConfig:
+        if self.compatible is not None and self.grad_cache:
+            raise ValueError("train.compatible does not work with train.grad_cache yet; turn one off")
+        return self
 
 
 class EvalConfig(_Strict):
@@ -186,6 +236,13 @@ class Recipe(_Strict):
                 raise ValueError(
                     f"objective.pairs names views {unknown} that have no tower; towers: {list(self.towers)}"
                 )
+        unknown = sorted(set(self.train.init_views or ()) - set(self.towers))
+        if unknown:
+            raise ValueError(f"train.init_views names views {unknown} that have no tower")
+        if self.train.compatible is not None:
+            unknown = sorted(set(self.train.compatible.views) - set(self.towers))
+            if unknown:
+                raise ValueError(f"train.compatible.views names views {unknown} that have no tower")
         if self.data.dataset is None and self.data.train is None:
             raise ValueError(
                 "data: set data.train (a manifest path) or data.dataset (a registered generator)"

@@ -110,9 +110,10 @@ def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
 def tower_configs(recipe: Recipe) -> dict[str, dict[str, Any]]:
     """The recipe's towers as the plain mappings :func:`scibind.align.model.build_model` takes.
 
-    Reader options are left out: they configure the dataset (:func:`view_configs`), not the model.
+    Reader options are left out: they configure the dataset (:func:`view_configs`), not the model; so is
+    ``freeze``, a training strategy (:mod:`scibind.train.strategies`).
     """
-    reading = {"reader", "reader_kwargs"}
+    reading = {"reader", "reader_kwargs", "freeze"}
     return {view: tower.model_dump(exclude=reading) for view, tower in recipe.towers.items()}
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from scibind.align.tokens import objective_token_views, token_inputs
 from scibind.atomic import atomic_write_text
 from scibind.errors import CheckpointError, ConfigError
 from scibind.train.checkpoint import (
@@ -48,6 +49,7 @@ from scibind.train.grad_cache import ChunkedCollate, grad_cache_backward
 from scibind.train.recipe import Recipe, dump_recipe, load_recipe
 from scibind.train.run import CONFIG_FILE, build_dataset, build_objective, materialize_data, tower_configs
 from scibind.train.schedule import lr_at
+from scibind.train.strategies import Strategies
 
 __all__ = ["StepInfo", "TrainResult", "seed_everything", "train"]
 
@@ -188,7 +190,12 @@ class _Trainer:
         seed_everything(self.cfg.seed)
         self.dataset = build_dataset(recipe, "train")
         self.model = build_model(tower_configs(recipe), recipe.embed_dim).to(ctx.device)
+        # Locked towers, init_from, feature cache, compatibility loss (scibind.train.strategies).
+        self.strategies = Strategies(recipe, self.run_dir, ctx.device)
+        self.strategies.prepare_model(self.model)
         self.objective = build_objective(recipe).to(ctx.device)
+        # Views whose token embeddings the objective asks for (needs_tokens); [] for every pooled objective.
+        self.token_views = objective_token_views(self.objective, self.model)
         modules = (self.model, self.objective)
         broadcast_parameters([t for m in modules for t in (*m.parameters(), *m.buffers())], ctx)
         self.params = [p for p in (*self.model.parameters(), *self.objective.parameters()) if p.requires_grad]
@@ -263,6 +270,7 @@ class _Trainer:
         ctx, cfg = self.ctx, self.cfg
         self._build()
         start_step, state = self._restore()
+        self.strategies.start(self.model, is_main=ctx.is_main)
         if ctx.is_main:
             atomic_write_text(self.run_dir / CONFIG_FILE, dump_recipe(self.recipe, relative_to=self.run_dir))
         # The loader's iterator draws its base seed from torch's RNG: create it before restoring the RNG so a
@@ -301,6 +309,7 @@ class _Trainer:
             if done % cfg.checkpoint_every == 0 or done == cfg.max_steps:
                 self._save(done)
         del batches  # stops DataLoader workers before evaluation
+        self.strategies.stop()
         # A run resumed from its final checkpoint trains no step; that checkpoint is the result.
         final_step = max(start_step, cfg.max_steps)
         result = TrainResult(
@@ -332,12 +341,15 @@ class _Trainer:
                     autocast=self._autocast,
                     loss_weight=1.0 / cfg.accumulate,
                     scale=self.scaler.scale if self.scaler is not None else None,
+                    token_views=self.token_views,
                 )
             else:
                 batch = next(batches).to(ctx.device)
                 with self._autocast():
                     embeddings = self.model(batch)
-                    out = self.objective(embeddings, batch.present, **batch.targets)
+                    tokens = token_inputs(self.model, batch, self.token_views, batch.targets)
+                    out = self.objective(embeddings, batch.present, **tokens, **batch.targets)
+                    out = self.strategies.adjust_loss(out, embeddings, batch)
                 loss = out.loss / cfg.accumulate
                 (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             total += float(out.loss.detach())
@@ -383,6 +395,7 @@ class _Trainer:
                 state=state,
             )
             logger.info("checkpoint %s", path)
+            self.strategies.save()
         barrier(self.ctx)
 
     def _evaluate(self, step: int) -> tuple[dict[str, float], Path | None]:
@@ -408,6 +421,11 @@ class _Trainer:
                 batch_size=self.recipe.eval.batch_size,
                 device=self.ctx.device,
             )
+        if self.recipe.train.compatible is not None:  # new-query / old-gallery retrieval (XBT)
+            from scibind.evaluate.runner import write_metrics
+
+            metrics.update(self.strategies.evaluate(self.model, build_dataset(self.recipe, "eval")))
+            write_metrics(metrics, self.run_dir / "eval" / "metrics.json")
         return metrics, write_report(self.run_dir)
 
 

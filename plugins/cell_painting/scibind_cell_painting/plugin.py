@@ -13,6 +13,7 @@ from scibind import (
     EncoderSpec,
     HeadSpec,
     ModalitySpec,
+    ObjectiveSpec,
     ReaderSpec,
     RecipeSpec,
     hookimpl,
@@ -24,6 +25,8 @@ scibind_api_version = 1
 
 TIFF = ("tifffile>=2023.7",)
 SKLEARN = ("scikit-learn>=1.3",)
+MOLECULES = ("scibind-molecules>=0.1",)
+"""CLOOME recipes use the molecules plugin's reader and encoders (never imported by this plugin)."""
 
 
 @hookimpl
@@ -98,6 +101,18 @@ def scibind_register_encoders(register: Register) -> None:
 
 
 @hookimpl
+def scibind_register_objectives(register: Register) -> None:
+    """CLOOME's InfoLOOB loss with modern-Hopfield retrieval."""
+    register(
+        ObjectiveSpec(
+            "infoloob",
+            "CLOOME: InfoLOOB (positives left out of the denominator) over Hopfield-retrieved embeddings",
+            factory="scibind_cell_painting.infoloob:InfoLOOBObjective",
+        )
+    )
+
+
+@hookimpl
 def scibind_register_heads(register: Register) -> None:
     """Retrieval mAP (copairs protocol) and plate / batch-effect diagnostics."""
     register(
@@ -122,7 +137,7 @@ def scibind_register_heads(register: Register) -> None:
 
 @hookimpl
 def scibind_register_model_configs(register: Register) -> None:
-    """The demo recipe (synthetic plates <-> perturbation text) and the profile <-> text recipe."""
+    """The demo recipe, the profile <-> text recipe and the CLOOME profile <-> molecule recipe."""
     register(
         RecipeSpec(
             "synthetic-plates-clip",
@@ -139,6 +154,15 @@ def scibind_register_model_configs(register: Register) -> None:
             source="scibind_cell_painting:recipes/profiles-text-clip.yaml",
         )
     )
+    register(
+        RecipeSpec(
+            "cloome-profiles",
+            "CLOOME: per-well profiles <-> molecular structures (molecules plugin), InfoLOOB + Hopfield, "
+            "molecule<->profile mAP on held-out compounds; CPU",
+            source="scibind_cell_painting:recipes/cloome-profiles.yaml",
+            requires=MOLECULES,
+        )
+    )
 
 
 @hookimpl
@@ -151,5 +175,13 @@ def scibind_register_datasets(register: Register) -> None:
             "compound, with plate effects",
             factory="scibind_cell_painting.synthetic:make_synthetic_plates",
             requires=TIFF,
+        )
+    )
+    register(
+        DatasetSpec(
+            "synthetic-cloome",
+            "Per-well profiles with SMILES: scaffold = MOA, side chain adds its own morphology; whole "
+            "compounds held out (CLOOME)",
+            factory="scibind_cell_painting.cloome:make_synthetic_cloome",
         )
     )

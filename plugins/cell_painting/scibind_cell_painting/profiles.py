@@ -94,6 +94,33 @@ def read_profiles(path: str | Path, *, nan: str = "drop") -> Profiles:
     )
 
 
+def _no_smiles(value: object) -> bool:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return True
+    return str(value).strip().lower() in ("", "nan", "none", "na", "null")
+
+
+def _join_platemap(meta: pd.DataFrame, platemap: str | Path, compounds: str | Path | None) -> pd.DataFrame:
+    """``meta`` joined with a plate map (on ``Metadata_Well``) and a compound table, columns prefixed."""
+    from scibind_cell_painting.platemap import annotate_wells, read_compounds, read_platemap
+
+    if "Metadata_Well" not in meta.columns:
+        raise ConfigError(f"a plate-map join needs a Metadata_Well column; columns: {list(meta.columns)}")
+    wells = meta[["Metadata_Well"]].rename(columns={"Metadata_Well": "well"})
+    joined = annotate_wells(
+        wells,
+        read_platemap(platemap),
+        None if compounds is None else read_compounds(compounds),
+        platemap_name=str(platemap),
+    )
+    out = meta.copy()
+    for column in joined.columns:
+        name = f"{METADATA_PREFIX}{column}"
+        if column != "well" and name not in out.columns:
+            out[name] = joined[column].to_numpy()
+    return out
+
+
 def profiles_manifest(
     path: str | Path,
     out_dir: str | Path,
@@ -106,6 +133,10 @@ def profiles_manifest(
     seed: int = 0,
     drop_controls: bool = False,
     view: str = "profile",
+    smiles: str | None = None,
+    molecule_view: str = "molecule",
+    platemap: str | Path | None = None,
+    compounds: str | Path | None = None,
 ) -> Path:
     """Write a manifest pairing each well's profile (``vector`` view) with perturbation text.
 
@@ -126,6 +157,17 @@ def profiles_manifest(
         seed: Split seed.
         drop_controls: Leave control wells out.
         view: Name of the profile column.
+        smiles: Metadata column holding SMILES (e.g. ``Metadata_smiles`` after a plate-map join): adds a
+            ``molecule_view`` column (modality ``molecule_graph``, read by the molecules plugin's
+            ``molecules/molecule`` reader) for profile <-> structure alignment (CLOOME). Wells without a
+            SMILES (controls) get an empty value (the view is absent for them). ``None``: no molecule view.
+        molecule_view: Name of the molecule column.
+        platemap: A plate map (:func:`scibind_cell_painting.platemap.read_platemap`) joined on
+            ``Metadata_Well`` before anything else; its columns, and those of ``compounds``, are added with
+            the ``Metadata_`` prefix (JUMP profiles carry only plate and well: this brings ``broad_sample``,
+            ``pert_iname``, ``smiles``, ``InChIKey``).
+        compounds: A compound table (:func:`scibind_cell_painting.platemap.read_compounds`) joined on
+            ``broad_sample``; only with ``platemap``.
 
     Returns:
         The manifest path.
@@ -138,6 +180,12 @@ def profiles_manifest(
 
     profiles = read_profiles(path)
     meta = profiles.metadata
+    if platemap is not None:
+        meta = _join_platemap(meta, platemap, compounds)
+    elif compounds is not None:
+        raise ConfigError("compounds are joined through the plate map: pass platemap too")
+    if smiles is not None and smiles not in meta.columns:
+        raise ConfigError(f"{path}: no SMILES column {smiles!r}; columns: {list(meta.columns)}")
     if labels is None:
         candidates = {
             "moa": "Metadata_moa",
@@ -177,6 +225,10 @@ def profiles_manifest(
             .astype(object)
             .map(lambda v: None if v is None else str(v))
         )
+    if smiles is not None:
+        rows[molecule_view] = [
+            None if _no_smiles(v) or is_control[i] else str(v).strip() for i, v in enumerate(meta[smiles])
+        ]
     rows = rows[keep].reset_index(drop=True)
     features = profiles.features[keep]
     rows["split"] = assign_splits(

@@ -7,11 +7,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from scibind.evaluate.context import EvalContext
-from scibind_testkit import EncoderContract, HeadContract, PluginContract, ReaderContract
+from scibind_testkit import EncoderContract, HeadContract, ObjectiveContract, PluginContract, ReaderContract
 
 
 class TestCellPaintingPlugin(PluginContract):
     plugin_name = "cell_painting"
+
+
+class TestInfoLOOB(ObjectiveContract):
+    objective_name = "cell_painting/infoloob"
+
+
+class TestInfoLOOBPlain(ObjectiveContract):
+    objective_name = "cell_painting/infoloob"
+    objective_kwargs = {"hopfield_beta": None, "learn_temperature": True}
 
 
 class TestFieldReader(ReaderContract):

@@ -4,8 +4,12 @@ Every encoder embeds the integer atom/bond codes of the :data:`~.schema.SCHEMA` 
 column, summed, as OGB's ``AtomEncoder``), runs ``n_layers`` message-passing layers with residual
 connections and pools atoms into one vector per molecule. ``forward_tokens`` returns the atom states padded
 to ``[B, max_atoms, embed_dim]`` (and :meth:`GraphEncoder.token_mask` says which are real), for token-level
-objectives. The schema digest is a buffer of the module, so loading weights trained with another schema
-raises :class:`~.schema.SchemaMismatchError` instead of silently reading the wrong embedding rows.
+objectives. With ``motifs=True`` the encoder reads hierarchical graphs (:mod:`~.motifs`): atom states are
+mean-pooled into their motifs, added to an embedding of the motif features, updated by a GIN layer over the
+motif-motif edges, pooled per molecule and concatenated to the atom pooling; ``motif_tokens`` returns them
+padded like the atom tokens. The schema digest is a buffer of the module, so loading weights trained with
+another schema raises :class:`~.schema.SchemaMismatchError` instead of silently reading the wrong embedding
+rows.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ __all__ = [
     "SchemaBuffer",
     "gin",
     "gine",
+    "gine_motif",
     "graph_transformer",
     "tiny_graph",
 ]
@@ -115,6 +120,8 @@ class GraphEncoder(nn.Module):
         dropout: Dropout between layers.
         pooling: ``"mean"``, ``"sum"`` or ``"mean+max"`` (concatenated) over atoms.
         heads: Attention heads of the ``transformer`` layers.
+        motifs: Also encode the motif level of hierarchical graphs (batches of :class:`~.motifs.MotifData`,
+            e.g. from the reader with ``motifs=True`` or :func:`~.motifs.featurize_hierarchical`).
 
     Attributes:
         modality: ``"molecule_graph"``.
@@ -132,6 +139,7 @@ class GraphEncoder(nn.Module):
         dropout: float = 0.1,
         pooling: str = "mean+max",
         heads: int = 4,
+        motifs: bool = False,
     ) -> None:
         super().__init__()
         from torch_geometric.nn import GINConv, GINEConv, TransformerConv
@@ -169,6 +177,14 @@ class GraphEncoder(nn.Module):
             self.norms.append(nn.LayerNorm(hidden_dim))
         self.dropout = nn.Dropout(dropout)
         pooled = 2 * hidden_dim if pooling == "mean+max" else hidden_dim
+        self.motifs = motifs
+        if motifs:
+            from scibind_molecules.motifs import MOTIF_DIMS
+
+            self.motif_embedding = FeatureEmbedding(MOTIF_DIMS, hidden_dim)
+            self.motif_layer = GINConv(_mlp(hidden_dim), train_eps=True)
+            self.motif_norm = nn.LayerNorm(hidden_dim)
+            pooled += hidden_dim
         self.head = nn.Linear(pooled, embed_dim)
         self.token_head = nn.Linear(hidden_dim, embed_dim)
 
@@ -196,6 +212,32 @@ class GraphEncoder(nn.Module):
             h = h + self.dropout(torch.relu(norm(update)))
         return h
 
+    def motif_states(self, batch: Any, h: torch.Tensor | None = None) -> torch.Tensor:
+        """Motif states ``float32[num_motifs, hidden_dim]`` (needs ``motifs=True`` and hierarchical graphs).
+
+        Raises:
+            DataError: The batch has no motif nodes.
+        """
+        from torch_geometric.utils import scatter
+
+        if not self.motifs:
+            raise ConfigError("this encoder was built without motifs; build it with motifs=True")
+        if "motif_x" not in batch or "atom_motif_index" not in batch:
+            raise DataError(
+                "motifs=True needs hierarchical graphs (motif_x, atom_motif_index, motif_edge_index): read "
+                "molecules with the molecules/molecule reader's motifs=True, or use "
+                "scibind_molecules.motifs.featurize_hierarchical"
+            )
+        if h is None:
+            h = self.atom_states(batch)
+        device = h.device
+        atom, motif = batch.atom_motif_index.to(device)
+        n_motifs = int(batch.motif_x.size(0))
+        m = scatter(h[atom], motif, dim=0, dim_size=n_motifs, reduce="mean")
+        m = m + self.motif_embedding(batch.motif_x.to(device))
+        update = self.motif_layer(m, batch.motif_edge_index.to(device))
+        return m + self.dropout(torch.relu(self.motif_norm(update)))
+
     def forward(self, batch: Any) -> torch.Tensor:
         """Embed molecules: ``float32[num_graphs, embed_dim]``."""
         from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
@@ -208,7 +250,21 @@ class GraphEncoder(nn.Module):
             pooled = global_mean_pool(h, index, size)
         else:
             pooled = torch.cat([global_mean_pool(h, index, size), global_max_pool(h, index, size)], dim=-1)
+        if self.motifs:
+            from scibind_molecules.motifs import motif_batch
+
+            m = self.motif_states(batch, h)
+            pooled = torch.cat([pooled, global_mean_pool(m, motif_batch(batch).to(h.device), size)], dim=-1)
         return self.head(pooled)
+
+    def motif_tokens(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Motif tokens ``float32[num_graphs, max_motifs, embed_dim]`` and their ``bool`` mask."""
+        from torch_geometric.utils import to_dense_batch
+
+        from scibind_molecules.motifs import motif_batch
+
+        m = self.token_head(self.motif_states(batch))
+        return to_dense_batch(m, motif_batch(batch).to(m.device), batch_size=batch.num_graphs)
 
     def forward_tokens(self, batch: Any) -> torch.Tensor:
         """Atom tokens ``float32[num_graphs, max_atoms, embed_dim]``, zero rows past each molecule's atoms."""
@@ -233,6 +289,16 @@ def tiny_graph(conv: str = "gine", embed_dim: int = 32, **kwargs: Any) -> GraphE
 def gine(**kwargs: Any) -> GraphEncoder:
     """A :class:`GraphEncoder` with GINE layers (bond features in the messages)."""
     return GraphEncoder(conv="gine", **kwargs)
+
+
+def gine_motif(**kwargs: Any) -> GraphEncoder:
+    """A :class:`GraphEncoder` with GINE layers and the motif level (``motifs=True``)."""
+    return GraphEncoder(conv="gine", motifs=True, **kwargs)
+
+
+def tiny_motif(**kwargs: Any) -> GraphEncoder:
+    """:func:`tiny_graph` with the motif level, for tests."""
+    return tiny_graph(motifs=True, **kwargs)
 
 
 def gin(**kwargs: Any) -> GraphEncoder:

@@ -54,6 +54,11 @@ def scibind_register_encoders(register: Register) -> None:
         ("gine", "gine", "GINE over atom and bond features (Hu et al. 2020)"),
         ("gin", "gin", "GIN over atom features (Xu et al. 2019)"),
         (
+            "gine-motif",
+            "gine_motif",
+            "GINE plus a motif level (BRICS, ring systems, functional groups); reader motifs=True",
+        ),
+        (
             "graph-transformer",
             "graph_transformer",
             "Graph transformer layers with bond features (Shi et al. 2021)",
@@ -76,6 +81,16 @@ def scibind_register_encoders(register: Register) -> None:
             modality="molecule_graph",
             embed_dim=32,
             factory=f"{graph}:tiny_graph",
+            requires=GRAPH,
+        )
+    )
+    register(
+        EncoderSpec(
+            "tiny-motif",
+            "Two-layer GINE of width 32 with the motif level, for tests",
+            modality="molecule_graph",
+            embed_dim=32,
+            factory=f"{graph}:tiny_motif",
             requires=GRAPH,
         )
     )

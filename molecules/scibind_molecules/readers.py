@@ -43,12 +43,17 @@ class MoleculeReader(Reader):
         standardize: Standardization steps (a subset of :data:`~.chem.STANDARDIZE_STEPS`), ``True`` for all,
             or ``False``/``None`` for none. Recorded in each sample's ``meta``.
         max_heavy_atoms: Refuse larger molecules (``None``: no limit).
+        motifs: Return hierarchical graphs (:class:`~.motifs.MotifData`: atoms plus BRICS, ring-system and
+            functional-group motif nodes), for encoders built with ``motifs=True``.
     """
 
     modality: ClassVar[str] = "molecule_graph"
 
     def __init__(
-        self, standardize: bool | Sequence[str] | None = None, max_heavy_atoms: int | None = MAX_HEAVY_ATOMS
+        self,
+        standardize: bool | Sequence[str] | None = None,
+        max_heavy_atoms: int | None = MAX_HEAVY_ATOMS,
+        motifs: bool = False,
     ):
         if standardize is True:
             self.steps: tuple[str, ...] = STANDARDIZE_STEPS
@@ -57,6 +62,7 @@ class MoleculeReader(Reader):
         else:
             self.steps = tuple(standardize)
         self.max_heavy_atoms = max_heavy_atoms
+        self.motifs = motifs
         self._sdf_cache: dict[Path, list[SDFRecord]] = {}
 
     def _records(self, path: Path, record_id: str) -> list[SDFRecord]:
@@ -119,6 +125,10 @@ class MoleculeReader(Reader):
             raise ReadError(str(exc), record=record_id or "<unnamed>", **where) from exc
         smiles = Chem.MolToSmiles(mol)
         data = featurize_mol(mol, smiles=smiles)
+        if self.motifs:
+            from scibind_molecules.motifs import hierarchical_graph
+
+            data = hierarchical_graph(mol, data)
         meta = {
             "source": source,
             "record": record_id,

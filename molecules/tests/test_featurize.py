@@ -27,6 +27,13 @@ TRICKY = [
     "[U+6]",  # charge beyond the vocabulary
     "C[Si](C)(C)C",
     "[H][H]",
+    "CN(=O)=O",  # nitro written pentavalent: sanitization charges it
+    "[CH2]C=C",  # allyl radical next to a double bond
+    "CC[N+](C)(C)C",  # charged, all single bonds
+    "C1CC1C",  # saturated ring: in ring, not aromatic, nothing conjugated
+    "OC(=O)C1CC1",  # conjugated single bond (O-C=O)
+    "c1cc[nH]c1",
+    "[Fe+2].[O-]C(=O)c1ccccc1",
 ]
 
 
@@ -102,3 +109,15 @@ def test_batches_equal_per_molecule_featurization(smiles):
         got = batch.get_example(i)
         assert torch.equal(got.x, one.x) and torch.equal(got.edge_index, one.edge_index)
         assert torch.equal(got.edge_attr, one.edge_attr)
+
+
+def test_repeated_and_bad_inputs_keep_positions():
+    texts = ["CCO", "C1CC(", "c1ccccc1", "CCO", "C1CC(", "CCO"]
+    result = featurize_smiles(texts, on_error="skip", return_errors=True)
+    assert result.index == [0, 2, 3, 5]
+    assert [i for i, _ in result.errors] == [1, 4]
+    assert result.errors[0][1] == result.errors[1][1]
+    assert result.batch.smiles == ["CCO", "c1ccccc1", "CCO", "CCO"]
+    mols = [Chem.MolFromSmiles(texts[i]) for i in result.index]
+    _assert_same(result.batch, mols)
+    assert result.batch.get_example(3).edge_index.tolist() == [[0, 1, 1, 2], [1, 0, 2, 1]]

@@ -81,7 +81,7 @@ def scibind_epochs(
         spacing_mm=list(TARGET_MM),
         window_hu=list(WINDOW_HU),
     )
-    _, cache = reader.config(None)
+    _, cache = reader.config()
     times, peak = [], 0
     for _ in range(2):
         start = time.perf_counter()

@@ -5,25 +5,20 @@ MONAI ``Compose`` of dictionary transforms over the key ``"image"`` (a channel-f
 its affine), so the geometry travels with the voxels exactly as in MONAI's own pipelines. The pipeline's
 :meth:`VolumePipeline.digest` is part of every cache key: changing any option never serves stale volumes.
 
-Where the options come from (first found): the reader's keyword arguments (Python, ``scibind prepare --set
-reader.medical_imaging/volume.<option>=...``), else the ``ct_volume:`` / ``medical_image:`` section of a
-``medical_imaging.yaml`` file beside the manifest (:data:`SIDECAR`), else the defaults.
+The options are the reader's keyword arguments: ``towers.<view>.reader_kwargs`` in a recipe, ``scibind prepare
+--set reader.medical_imaging/volume.<option>=...``, or Python; unset options keep their defaults.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from scibind.errors import ConfigError
 
-__all__ = ["SIDECAR", "ImagePipeline", "VolumePipeline", "build_transforms", "load_sidecar"]
-
-SIDECAR = "medical_imaging.yaml"
-"""File beside a manifest holding per-modality reader options (a recipe has no reader options yet)."""
+__all__ = ["ImagePipeline", "VolumePipeline", "build_transforms", "validate"]
 
 
 class _Options(BaseModel):
@@ -113,29 +108,6 @@ class ImagePipeline(_Options):
     normalize: Literal["zscore", "minmax"] | None = Field(
         "minmax", description="Per-image normalisation (applied when no window is given)."
     )
-
-
-def load_sidecar(base_dir: Path | None, section: str) -> dict[str, Any]:
-    """The ``section`` mapping of ``<base_dir>/medical_imaging.yaml``, or ``{}`` when there is none.
-
-    Raises:
-        ConfigError: The file exists but is not a YAML mapping of mappings.
-    """
-    if base_dir is None:
-        return {}
-    path = Path(base_dir) / SIDECAR
-    if not path.is_file():
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    value = data.get(section, {}) if isinstance(data, dict) else None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: '{section}' must be a mapping of reader options")
-    return value
 
 
 def validate(model: type[_Options], options: dict[str, Any], where: str) -> Any:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from scibind import DatasetSpec, EncoderSpec, ModalitySpec, ReaderSpec, RecipeSpec, hookimpl
+from scibind import (
+    DatasetSpec,
+    EncoderSpec,
+    HeadSpec,
+    ModalitySpec,
+    ReaderSpec,
+    RecipeSpec,
+    hookimpl,
+)
 from scibind.hookspecs import Register
 
 scibind_api_version = 1
@@ -38,11 +46,22 @@ def scibind_register_readers(register: Register) -> None:
     register(
         ReaderSpec(
             "volume",
-            "NIfTI 3D/4D, DICOM (single, enhanced multi-frame, series folder, *.series.json), TIFF stacks; "
-            "RAS, resampling (mm), HU windows, crop/pad; budgeted RAM/disk cache",
+            "NIfTI 3D/4D, DICOM (single, enhanced multi-frame, series folder, *.series.json), TIFF stacks, "
+            "MHA/NRRD (SimpleITK, optional); RAS, resampling (mm), HU windows, crop/pad; budgeted cache",
             modality="ct_volume",
             factory=f"{PKG}.readers:VolumeReader",
-            patterns=("*.nii", "*.nii.gz", "*.dcm", "*.series.json", "dir:*.dcm", "dir:*.DCM"),
+            patterns=(
+                "*.nii",
+                "*.nii.gz",
+                "*.dcm",
+                "*.series.json",
+                "dir:*.dcm",
+                "dir:*.DCM",
+                "*.mha",
+                "*.mhd",
+                "*.nrrd",
+                "*.nhdr",
+            ),
             requires=(MONAI, "nibabel>=5.1", "pydicom>=2.4"),
         )
     )
@@ -156,8 +175,21 @@ def scibind_register_encoders(register: Register) -> None:
 
 
 @hookimpl
+def scibind_register_heads(register: Register) -> None:
+    """Zero-shot findings: per-finding AUROC from positive vs negative prompts."""
+    register(
+        HeadSpec(
+            "findings",
+            "Zero-shot findings from positive vs negative text prompts: per-finding and macro AUROC",
+            factory=f"{PKG}.findings:FindingsTask",
+            task="findings",
+        )
+    )
+
+
+@hookimpl
 def scibind_register_model_configs(register: Register) -> None:
-    """The demo (synthetic chest CT <-> reports), its soft-label variant and CT <-> radiograph <-> report."""
+    """The demo (synthetic CT <-> reports), its soft-label and MGCA variants, CT <-> radiograph <-> report."""
     register(
         RecipeSpec(
             "synthetic-ct-report",
@@ -171,6 +203,13 @@ def scibind_register_model_configs(register: Register) -> None:
             "synthetic-ct-report-soft",
             "Demo CT <-> reports with Cardiac-CLIP soft labels from structured findings (core/soft-clip)",
             source=f"{PKG}:recipes/synthetic-ct-report-soft.yaml",
+        )
+    )
+    register(
+        RecipeSpec(
+            "synthetic-ct-report-mgca",
+            "Demo CT <-> reports with MGCA's prototype (disease) + instance levels (core/prototype)",
+            source=f"{PKG}:recipes/synthetic-ct-report-mgca.yaml",
         )
     )
     register(

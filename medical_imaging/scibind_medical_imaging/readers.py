@@ -1,7 +1,8 @@
 """Readers of this plugin: 3D volumes (``ct_volume``) and 2D medical images (``medical_image``).
 
 ``medical_imaging/volume`` opens NIfTI (3D; 4D with ``volume_index``), DICOM files (single images and
-enhanced multi-frame), DICOM series folders, ``*.series.json`` listings and TIFF stacks, runs the
+enhanced multi-frame), DICOM series folders, ``*.series.json`` listings, TIFF stacks and MHA/NRRD files
+(SimpleITK, optional), runs the
 configured :class:`~scibind_medical_imaging.pipeline.VolumePipeline` (MONAI dictionary transforms) and keeps
 the result in a budgeted :class:`~scibind_medical_imaging.cache.VolumeCache`. ``medical_imaging/radiograph``
 opens DICOM radiographs and PNG/JPEG images.
@@ -25,11 +26,11 @@ from scibind_medical_imaging.dicom import (
     read_dicom_series,
     series_listing,
 )
+from scibind_medical_imaging.itkio import detached_data_files, is_itk, read_itk
 from scibind_medical_imaging.pipeline import (
     ImagePipeline,
     VolumePipeline,
     build_transforms,
-    load_sidecar,
     validate,
 )
 from scibind_medical_imaging.volume import Volume, axcodes, spacing_from_affine
@@ -38,7 +39,6 @@ __all__ = ["RadiographReader", "VolumeReader", "load_volume", "resolve_input"]
 
 READER_VERSION = "1"
 """Bumped whenever decoding changes, so caches written by an older reader are not reused."""
-CACHE_OPTIONS = ("cache_ram_mb", "cache_dir", "cache_disk_mb")
 
 
 def resolve_input(value: Any, base_dir: Path | None, record_id: str) -> Path:
@@ -72,6 +72,8 @@ def input_files(path: Path, record_id: str = "") -> list[Path]:
         return dicom_files(path)
     if path.name.lower().endswith(SERIES_SUFFIX):
         return [path, *series_listing(path, record_id)]
+    if is_itk(path):
+        return [path, *detached_data_files(path, record_id)]
     return [path]
 
 
@@ -99,6 +101,8 @@ def load_volume(path: Path, pipeline: VolumePipeline, record_id: str = "") -> Vo
         return read_nifti(path, record_id=record_id, volume_index=pipeline.volume_index)
     if name.endswith((".tif", ".tiff")):
         return read_tiff_stack(path, record_id=record_id, spacing_mm=pipeline.tiff_spacing_mm)
+    if is_itk(path):
+        return read_itk(path, record_id=record_id, volume_index=pipeline.volume_index)
     return read_dicom(path, record_id=record_id, assume_spacing_mm=pipeline.assume_spacing_mm)
 
 
@@ -124,8 +128,8 @@ class VolumeReader(Reader):
         cache_dir: Folder of the disk cache (``None``: RAM only).
         cache_disk_mb: Disk budget of the cache in MiB.
         **options: :class:`~scibind_medical_imaging.pipeline.VolumePipeline` options (``spacing_mm``,
-            ``window_hu``, ``roi_size``, ...). Without any, the ``ct_volume`` section of a
-            ``medical_imaging.yaml`` beside the manifest is used (cache options may be set there too).
+            ``window_hu``, ``roi_size``, ...); in a recipe, ``towers.<view>.reader_kwargs``. A relative
+            ``cache_dir`` is relative to the working directory.
     """
 
     modality: ClassVar[str] = "ct_volume"
@@ -138,33 +142,16 @@ class VolumeReader(Reader):
         cache_disk_mb: float = 20480,
         **options: Any,
     ) -> None:
-        self._explicit = (
-            validate(VolumePipeline, options, "medical_imaging/volume options") if options else None
-        )
+        self._pipeline: VolumePipeline = validate(VolumePipeline, options, "medical_imaging/volume options")
         self._cache_options = {"ram_mb": cache_ram_mb, "disk_dir": cache_dir, "disk_mb": cache_disk_mb}
-        self._configs: dict[str, tuple[VolumePipeline, VolumeCache]] = {}
+        self._cache: VolumeCache | None = None
         self._transforms: dict[str, Any] = {}
 
-    def config(self, base_dir: Path | None) -> tuple[VolumePipeline, VolumeCache]:
-        """The pipeline and cache used for values of a manifest in ``base_dir``."""
-        key = str(base_dir)
-        if key not in self._configs:
-            cache_options = dict(self._cache_options)
-            if self._explicit is not None:
-                pipeline = self._explicit
-            else:
-                section = load_sidecar(base_dir, self.modality)
-                for name in CACHE_OPTIONS:
-                    if name in section:
-                        value = section.pop(name)
-                        if name == "cache_dir" and value is not None and base_dir is not None:
-                            value = Path(base_dir) / Path(value).expanduser()
-                        cache_options[name.removeprefix("cache_")] = value
-                pipeline = validate(
-                    VolumePipeline, section, f"{base_dir}/medical_imaging.yaml {self.modality}"
-                )
-            self._configs[key] = (pipeline, VolumeCache(**cache_options))
-        return self._configs[key]
+    def config(self) -> tuple[VolumePipeline, VolumeCache]:
+        """The validated pipeline options and the cache (created on first use)."""
+        if self._cache is None:
+            self._cache = VolumeCache(**self._cache_options)
+        return self._pipeline, self._cache
 
     def _preprocess(self, volume: Volume, pipeline: VolumePipeline) -> tuple[np.ndarray, np.ndarray]:
         steps = (
@@ -197,7 +184,7 @@ class VolumeReader(Reader):
         import torch
 
         path = resolve_input(value, base_dir, record_id)
-        pipeline, cache = self.config(base_dir)
+        pipeline, cache = self.config()
         files = input_files(path, record_id)
         if not files:
             raise ReadError("the folder is empty", path=path, record=record_id or None)
@@ -254,29 +241,18 @@ class RadiographReader(Reader):
 
     Args:
         **options: :class:`~scibind_medical_imaging.pipeline.ImagePipeline` options (``size``, ``window``,
-            ``normalize``); without any, the ``medical_image`` section of ``medical_imaging.yaml`` beside
-            the manifest, else the defaults (min-max to ``[0, 1]``, original size).
+            ``normalize``; in a recipe, ``towers.<view>.reader_kwargs``); defaults: min-max to ``[0, 1]``,
+            original size.
     """
 
     modality: ClassVar[str] = "medical_image"
 
     def __init__(self, **options: Any) -> None:
-        self._explicit = (
-            validate(ImagePipeline, options, "medical_imaging/radiograph options") if options else None
-        )
-        self._configs: dict[str, ImagePipeline] = {}
+        self._pipeline: ImagePipeline = validate(ImagePipeline, options, "medical_imaging/radiograph options")
 
-    def config(self, base_dir: Path | None) -> ImagePipeline:
-        """The pipeline used for values of a manifest in ``base_dir``."""
-        if self._explicit is not None:
-            return self._explicit
-        key = str(base_dir)
-        if key not in self._configs:
-            section = load_sidecar(base_dir, self.modality)
-            self._configs[key] = validate(
-                ImagePipeline, section, f"{base_dir}/medical_imaging.yaml {self.modality}"
-            )
-        return self._configs[key]
+    def config(self) -> ImagePipeline:
+        """The validated pipeline options."""
+        return self._pipeline
 
     def _decode(self, path: Path, record_id: str) -> tuple[np.ndarray, dict[str, Any]]:
         if path.suffix.lower() in (".dcm", "") and not path.is_dir():
@@ -326,7 +302,7 @@ class RadiographReader(Reader):
         import torch.nn.functional as F
 
         path = resolve_input(value, base_dir, record_id)
-        pipeline = self.config(base_dir)
+        pipeline = self.config()
         array, meta = self._decode(path, record_id)
         original = list(array.shape)
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]

@@ -23,7 +23,7 @@ from scibind.errors import ConfigError
 from scibind_medical_imaging.phi import pseudonym
 from scibind_medical_imaging.writers import write_dicom_series, write_nifti
 
-__all__ = ["LOCATIONS", "SIDECAR_TEXT", "Phantom", "make_synthetic_chest_ct", "phantom", "radiograph"]
+__all__ = ["DEMO_READER_OPTIONS", "LOCATIONS", "Phantom", "make_synthetic_chest_ct", "phantom", "radiograph"]
 
 LOCATIONS: dict[str, tuple[float, float]] = {
     "right upper": (12.0, 8.0),
@@ -42,17 +42,14 @@ TEMPLATES = (
     "{location} lobe: {size} {density} pulmonary nodule.",
     "Findings: {density} nodule, {size}, located in the {location} lobe.",
 )
-SIDECAR_TEXT = """\
-# Reader options of medical_imaging/volume for this manifest (see docs/medical-imaging.md).
-ct_volume:
-  orientation: RAS
-  spacing_mm: [2.0, 2.0, 2.0]
-  window_hu: [-1000, 600]
-  roi_size: [24, 24, 24]
-  cache_ram_mb: 256
-medical_image:
-  normalize: minmax
-"""
+DEMO_READER_OPTIONS: dict[str, Any] = {
+    "orientation": "RAS",
+    "spacing_mm": [2.0, 2.0, 2.0],
+    "window_hu": [-1000, 600],
+    "roi_size": [24, 24, 24],
+    "cache_ram_mb": 256,
+}
+"""``medical_imaging/volume`` options of the demo recipes (RAS, 2 mm, lung-to-bone window, 24^3 crop)."""
 DEMO_SALT = b"scibind-synthetic-chest-ct-demo-salt"
 
 
@@ -142,9 +139,8 @@ def make_synthetic_chest_ct(
 
     Columns: ``id`` (pseudonym of patient + study), ``ct`` (a ``.nii.gz`` file or a DICOM series folder),
     ``report`` (inline text), ``location``, ``size``, ``density``, ``finding`` (all three), ``format``,
-    ``group`` (patient pseudonym) and ``split`` (80/20, group-safe). A ``medical_imaging.yaml`` beside the
-    manifest configures the reader (RAS, 2 mm, lung-to-bone window, 24^3 crop). Identical arguments give
-    identical files.
+    ``group`` (patient pseudonym) and ``split`` (80/20, group-safe). The recipes read the volumes with
+    :data:`DEMO_READER_OPTIONS` (``towers.ct.reader_kwargs``). Identical arguments give identical files.
 
     Args:
         out_dir: Output folder (created).
@@ -211,7 +207,6 @@ def make_synthetic_chest_ct(
         rows["format"].append("dicom" if as_dicom else "nifti")
         rows["group"].append(pseudonym(DEMO_SALT, patient, prefix="pat-"))
     rows["split"] = assign_splits(rows["id"], rows["group"], seed=seed)
-    (out / "medical_imaging.yaml").write_text(SIDECAR_TEXT, encoding="utf-8")
     path = out / "manifest.csv"
 
     def write(tmp: Path) -> None:

@@ -67,14 +67,28 @@ def test_reader_pickles_for_spawned_workers(tmp_path: Path):
     assert again.meta["cache"] == "miss" and np.array_equal(again.data.numpy(), first.data.numpy())
 
 
-def test_sidecar_configures_the_default_reader(tmp_path: Path):
+@pytest.mark.parametrize(
+    "name",
+    ["synthetic-ct-report", "synthetic-ct-report-soft", "synthetic-ct-report-mgca", "synthetic-ct-xray"],
+)
+def test_recipes_configure_the_reader_with_reader_kwargs(tmp_path: Path, name: str):
+    from scibind.train import load_recipe
+    from scibind.train.run import view_configs
+    from scibind_medical_imaging.synthetic import DEMO_READER_OPTIONS
+
+    recipe = load_recipe(f"medical_imaging/{name}", ["towers.ct.reader_kwargs.roi_size=[4,4,4]"])
+    reader = view_configs(recipe)["ct"].reader
+    assert isinstance(reader, VolumeReader)
+    pipeline, cache = reader.config()
+    assert pipeline.roi_size == (4, 4, 4) and pipeline.spacing_mm == (2.0, 2.0, 2.0)
+    assert cache.ram_bytes == DEMO_READER_OPTIONS["cache_ram_mb"] * 2**20
     write_nifti(ramp_volume(), LAS_AFFINE, tmp_path / "a.nii.gz")
-    (tmp_path / "medical_imaging.yaml").write_text("ct_volume:\n  roi_size: [4, 4, 4]\n", encoding="utf-8")
-    sample = VolumeReader().read("a.nii.gz", record_id="a", base_dir=tmp_path)
-    assert tuple(sample.data.shape) == (1, 4, 4, 4)
-    (tmp_path / "medical_imaging.yaml").write_text("ct_volume:\n  roi: [4, 4, 4]\n", encoding="utf-8")
+    (tmp_path / "medical_imaging.yaml").write_text("ct_volume:\n  roi_size: [8, 8, 8]\n", encoding="utf-8")
+    sample = reader.read("a.nii.gz", record_id="a", base_dir=tmp_path)  # a stale sidecar file is ignored
+    assert tuple(sample.data.shape) == (1, 4, 4, 4) and sample.meta["orientation"] == "RAS"
+    recipe = load_recipe(f"medical_imaging/{name}", ["towers.ct.reader_kwargs.roi=[4,4,4]"])
     with pytest.raises(ConfigError, match=r"roi.*valid options"):
-        VolumeReader().read("a.nii.gz", record_id="a", base_dir=tmp_path)
+        view_configs(recipe)
 
 
 spacings = st.lists(st.floats(0.1, 10, allow_nan=False), min_size=3, max_size=3)

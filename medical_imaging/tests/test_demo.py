@@ -15,13 +15,15 @@ import pytest
 def test_dataset_is_deterministic_real_files_with_consistent_anatomy(tmp_path: Path):
     import scibind
     from scibind_medical_imaging.readers import VolumeReader
+    from scibind_medical_imaging.synthetic import DEMO_READER_OPTIONS
 
     first = scibind.create_dataset("medical_imaging/synthetic-chest-ct", tmp_path / "a", n=16, seed=3)
     again = scibind.create_dataset("medical_imaging/synthetic-chest-ct", tmp_path / "b", n=16, seed=3)
     assert first.read_bytes() == again.read_bytes()
     frame = pd.read_csv(first)
     assert set(frame["format"]) == {"nifti", "dicom"}
-    reader = VolumeReader()
+    assert not (first.parent / "medical_imaging.yaml").exists()  # options live in the recipes
+    reader = VolumeReader(**DEMO_READER_OPTIONS)
     checked = set()
     for row in frame.itertuples():
         sample = reader.read(row.ct, record_id=row.id, base_dir=first.parent)
@@ -45,7 +47,9 @@ def test_dataset_is_deterministic_real_files_with_consistent_anatomy(tmp_path: P
     assert nib.load(first.parent / nifti).shape[0] > 10
 
 
-@pytest.mark.parametrize("name", ["synthetic-ct-report", "synthetic-ct-report-soft"])
+@pytest.mark.parametrize(
+    "name", ["synthetic-ct-report", "synthetic-ct-report-soft", "synthetic-ct-report-mgca"]
+)
 def test_recipe_trains_above_chance_and_leaks_no_identifier(tmp_path: Path, name: str):
     from scibind.train import load_recipe, train
 
@@ -62,6 +66,10 @@ def test_recipe_trains_above_chance_and_leaks_no_identifier(tmp_path: Path, name
     metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
     assert metrics["ct->report/R@5"] > 2 * metrics["ct->report/R@5_chance"]
     assert metrics["zero_shot/ct/accuracy"] > 0.25 + 0.15  # four lobes: chance is 0.25
+    # medical_imaging/findings: one lobe vs the other three from prompts (chance AUROC 0.5); the negated
+    # prompts ("No nodule in the ... lobe.") are scored too, but core/tiny-text cannot represent negation.
+    assert metrics["findings-vs-rest/ct/macro_auroc"] > 0.6
+    assert 0.0 <= metrics["findings/ct/macro_auroc"] <= 1.0 and metrics["findings/ct/n_findings"] == 5
     assert result.report_path is not None
     run_files = [
         p

@@ -4,7 +4,8 @@ Writes a synthetic counts matrix (dense and CSR) to a temporary folder, then tim
 
 - ``anndata backed``: ``adata = anndata.read_h5ad(path, backed="r"); adata.X[sorted random rows]``;
 - ``block-shuffled stream``: ``scibind_spatial_omics.streaming.H5adBatches(path, memory_budget_mb=0)``
-  (contiguous blocks read in one call, shuffled within a buffer);
+  (contiguous blocks shuffled within a buffer; CSR blocks read in one call each, contiguous dense X
+  memory-mapped and gathered per batch);
 - ``in memory``: the same class when the matrix fits the budget (a permutation of a loaded matrix;
   the one-off load is included).
 

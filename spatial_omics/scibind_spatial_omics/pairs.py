@@ -8,9 +8,10 @@ into a training set:
 - ``expression.h5ad``: every spot on one harmonised gene panel (``panels.harmonize``,
   normalisation and HVGs recorded in ``uns['scibind']``, patch geometry too);
 - ``manifest.csv``: ``id``, ``image`` (patch path), ``gene_expression`` (``expression.h5ad#<id>``),
-  ``batch`` (sample), ``split``, ``group`` (= sample when splitting by sample), ``in_tissue``, and
-  ``hvg:<gene>`` columns (log-normalised expression of the top HVGs, the targets of
-  ``spatial_omics/expression-prediction``).
+  ``batch`` (sample), ``split``, ``group`` (= sample when splitting by sample); with ``target_columns``
+  also ``hvg:<gene>`` columns (log-normalised expression of the top HVGs). The evaluation heads read their
+  targets from ``expression.h5ad`` itself (rows and the recorded HVGs), so the columns are only needed
+  to evaluate embeddings without the dataset.
 """
 
 from __future__ import annotations
@@ -26,15 +27,21 @@ from scibind.errors import ConfigError, ReadError
 
 from scibind_spatial_omics.targets import HVG_PREFIX
 from scibind_spatial_omics.visium import VisiumSample, crop_patch, read_visium, visium_from_h5ad
+from scibind_spatial_omics.xenium import XeniumSample, is_xenium_folder, read_xenium
 
 __all__ = ["build_spot_pairs", "load_sample", "make_visium_spots"]
 
 
 def load_sample(
     source: str | Path, *, fullres_image: str | Path | None = None, name: str | None = None
-) -> VisiumSample:
-    """A Space Ranger folder or a spatial ``.h5ad`` as a :class:`VisiumSample`."""
+) -> VisiumSample | XeniumSample:
+    """A Space Ranger folder, a spatial ``.h5ad`` or a Xenium folder (cells + registered H&E) as a sample.
+
+    For a Xenium folder ``fullres_image`` is the H&E (default: ``*he_image*`` in the folder).
+    """
     path = Path(source)
+    if is_xenium_folder(path):
+        return read_xenium(path, he_image=fullres_image, name=name)
     if path.is_dir():
         return read_visium(path, fullres_image=fullres_image, name=name)
     if path.suffix == ".h5ad":
@@ -64,6 +71,7 @@ def build_spot_pairs(
     split_by: Literal["spot", "sample"] | None = None,
     eval_fraction: float = 0.3,
     seed: int = 0,
+    target_columns: bool = False,
 ) -> Path:
     """Write patches, ``expression.h5ad`` and ``manifest.csv``; return the manifest path.
 
@@ -83,6 +91,7 @@ def build_spot_pairs(
             by sample when there are several, else by spot.
         eval_fraction: Fraction of records (or samples) in ``eval``.
         seed: Split seed.
+        target_columns: Also write the HVG expression as ``hvg:<gene>`` manifest columns.
 
     Raises:
         ReadError: A sample cannot be read or a spot lies outside its image (names the file).
@@ -92,7 +101,6 @@ def build_spot_pairs(
     from PIL import Image
     from scibind.data.splits import assign_splits
 
-    from scibind_spatial_omics.matrix import ExpressionMatrix, to_anndata
     from scibind_spatial_omics.panels import harmonize
 
     if tile_um <= 0 or patch_px < 1 or not 0 < eval_fraction < 1:
@@ -115,19 +123,20 @@ def build_spot_pairs(
     for name, source in named.items():
         fullres = (fullres_images or {}).get(name)
         sample = load_sample(source, fullres_image=fullres, name=name)
-        matrix = ExpressionMatrix.open(sample.matrix_path)
-        rows = [i for i, b in enumerate(matrix.obs_names) if b in sample.positions.index]
-        if len(rows) < len(matrix.obs_names):
-            missing = [b for b in matrix.obs_names if b not in sample.positions.index]
+        full = sample.read_expression()
+        obs_names = [str(b) for b in full.obs_names]
+        rows = [i for i, b in enumerate(obs_names) if b in sample.positions.index]
+        if len(rows) < len(obs_names):
+            missing = [b for b in obs_names if b not in sample.positions.index]
             raise ReadError(
                 f"{len(missing)} barcodes of the matrix are not in the positions (e.g. {missing[:3]})",
                 path=source,
             )
-        barcodes = [matrix.obs_names[i] for i in rows]
+        barcodes = [obs_names[i] for i in rows]
         in_tissue = sample.positions.loc[barcodes, "in_tissue"].to_numpy().astype(bool)
         if in_tissue_only:
             rows = [r for r, keep in zip(rows, in_tissue, strict=True) if keep]
-            barcodes = [matrix.obs_names[i] for i in rows]
+            barcodes = [obs_names[i] for i in rows]
         img = sample.image(image)
         mpp_image = sample.mpp_fullres / img.scalef
         size_px = tile_um / mpp_image
@@ -138,8 +147,7 @@ def build_spot_pairs(
             patch = crop_patch(img, (float(row), float(col)), size_px, patch_px)
             Image.fromarray(patch).save(folder / f"{barcode}.png")
             records.append({"barcode": barcode, "batch": name, "image": f"patches/{name}/{barcode}.png"})
-        adata = to_anndata(matrix, rows)
-        expressions[name] = adata
+        expressions[name] = full[rows].copy()
         geometry[name] = {
             "source": str(source),
             "image": img.name,
@@ -151,6 +159,9 @@ def build_spot_pairs(
             "upsampled": bool(size_px < patch_px),
             "n_spots": len(barcodes),
         }
+        if isinstance(sample, XeniumSample):
+            geometry[name]["alignment_he_px_to_um"] = sample.alignment.tolist()
+            geometry[name]["n_cells_off_image"] = int((sample.positions["in_tissue"] == 0).sum())
     do_normalize = all(_is_counts(a) for a in expressions.values()) if normalize is None else normalize
     merged = harmonize(expressions, panel=panel, id_type=id_type, normalize=do_normalize, n_hvg=n_hvg)
     record = json.loads(merged.uns["scibind"])
@@ -168,7 +179,7 @@ def build_spot_pairs(
     if by_sample:
         frame["group"] = frame["batch"]
     hvgs = record.get("hvg", {}).get("genes", [])
-    if hvgs:
+    if hvgs and target_columns:
         sub = merged[:, hvgs].X
         dense = sub.toarray() if hasattr(sub, "toarray") else np.asarray(sub)
         targets = pd.DataFrame(np.round(dense, 5), columns=[f"{HVG_PREFIX}{g}" for g in hvgs])

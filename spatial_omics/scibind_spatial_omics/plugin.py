@@ -101,7 +101,7 @@ def scibind_register_heads(register: Register) -> None:
     register(
         HeadSpec(
             "expression-knn",
-            "kNN cell typing on the expression PCA columns (baseline for zero-shot)",
+            "kNN cell typing on the PCA of the eval expression rows (baseline for zero-shot)",
             factory=f"{PKG}.baseline:ExpressionKNNTask",
             task="knn",
         )
@@ -134,14 +134,14 @@ def scibind_register_datasets(register: Register) -> None:
     register(
         DatasetSpec(
             "pbmc68k-celltypes",
-            "scanpy's pbmc68k_reduced: expression rows + cell-type captions + expression PCA",
+            "scanpy's pbmc68k_reduced (copied as-is; read its .raw) + cell-type captions",
             factory=f"{PKG}.pbmc:make_pbmc_celltypes",
         )
     )
     register(
         DatasetSpec(
             "visium-spots",
-            "Spot <-> H&E patch pairs from Space Ranger folders or spatial h5ad files (build_spot_pairs)",
+            "Spot/cell <-> H&E patch pairs: Space Ranger, spatial h5ad or Xenium folders (build_spot_pairs)",
             factory=f"{PKG}.pairs:make_visium_spots",
         )
     )

@@ -1,11 +1,16 @@
 """``spatial_omics/expression-prediction``: gene expression predicted from image embeddings (HEST-bench).
 
-A ridge regression from the embeddings of ``view`` to the expression of the target genes (the manifest's
-``hvg:<gene>`` columns, in HVG rank order), cross-validated so every record is predicted by a model that
-did not see it (folds never split a ``group``). As in HEST-bench, the features are either the embeddings
-themselves (``ridge``) or their first ``n_pca`` principal components (``pca-ridge``, PCA fitted on the
-training folds). The score is the Pearson correlation between predicted and measured expression across
-records, per gene; reported as the mean over all target genes and over the top ``top_k`` HVGs.
+A ridge regression from the embeddings of ``view`` to the expression of the target genes, cross-validated
+so every record is predicted by a model that did not see it (folds never split a ``group``). As in
+HEST-bench, the features are either the embeddings themselves (``ridge``) or their first ``n_pca`` principal
+components (``pca-ridge``, PCA fitted on the training folds). The score is the Pearson correlation between
+predicted and measured expression across records, per gene; reported as the mean over all
+target genes and over the top ``top_k`` HVGs.
+
+Targets are the eval records' own expression rows, read through the dataset (``EvalContext.view_data`` of
+``expression_view``, with the recipe's reader options): the ``genes`` given, else the HVGs recorded in the
+matrix file (``build_spot_pairs`` records them), else every gene ranked by its variance over the eval records.
+Without a dataset (embeddings given alone) the manifest's ``hvg:<gene>`` columns are the targets.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import numpy as np
 from scibind.errors import ConfigError, DataError
 from scibind.evaluate.context import EvalContext
 
-from scibind_spatial_omics.targets import HVG_PREFIX, prefixed_matrix
+from scibind_spatial_omics.targets import HVG_PREFIX, expression_rows, has_view_data, prefixed_matrix
 
 __all__ = ["ExpressionPredictionTask", "pearson_per_column"]
 
@@ -47,7 +52,9 @@ class ExpressionPredictionTask:
         top_k: The HVG count of the headline score (HEST-bench: 50).
         folds: Cross-validation folds (capped by the number of records / groups).
         seed: Fold shuffling seed.
-        prefix: Prefix of the target columns.
+        prefix: Prefix of the target columns (used only when the context has no dataset).
+        expression_view: The view whose raw rows are the targets.
+        genes: Target genes, in order (default: the file's recorded HVGs, else all genes by variance).
     """
 
     def __init__(
@@ -60,6 +67,8 @@ class ExpressionPredictionTask:
         folds: int = 5,
         seed: int = 0,
         prefix: str = HVG_PREFIX,
+        expression_view: str = "gene_expression",
+        genes: Sequence[str] | None = None,
     ) -> None:
         unknown = [m for m in methods if m not in METHODS]
         if unknown or not methods:
@@ -68,6 +77,39 @@ class ExpressionPredictionTask:
             raise ConfigError(f"{TASK}: need alpha > 0, n_pca >= 1, top_k >= 1 and folds >= 2")
         self.view, self.methods, self.alpha = view, tuple(methods), float(alpha)
         self.n_pca, self.top_k, self.folds, self.seed, self.prefix = n_pca, top_k, folds, seed, prefix
+        self.expression_view = expression_view
+        self.genes = list(genes) if genes is not None else None
+
+    def targets(self, ctx: EvalContext) -> tuple[list[str], np.ndarray]:
+        """Target gene names and ``float[N, K]`` values, the headline genes first (see the module docstring).
+
+        Raises:
+            ConfigError: ``genes`` given but the reader does not name its genes, or names unknown genes.
+        """
+        if not has_view_data(ctx, self.expression_view):
+            return prefixed_matrix(ctx, self.prefix, TASK)
+        rows = expression_rows(ctx, self.expression_view, TASK)
+        if self.genes is not None:
+            if rows.genes is None:
+                raise ConfigError(
+                    f"{TASK}: genes= needs a reader that names its genes (spatial_omics/expression)"
+                )
+            position = {g: i for i, g in enumerate(rows.genes)}
+            unknown = [g for g in self.genes if g not in position]
+            if unknown:
+                raise ConfigError(
+                    f"{TASK}: genes {unknown[:5]} are not in the {self.expression_view!r} panel"
+                )
+            order = [position[g] for g in self.genes]
+        elif rows.hvgs:
+            position = {g: i for i, g in enumerate(rows.genes or [])}
+            order = [position[g] for g in rows.hvgs]
+        else:
+            with np.errstate(invalid="ignore"):
+                variance = np.nan_to_num(np.nanvar(rows.values, axis=0), nan=-1.0)
+            order = np.argsort(-variance, kind="stable").tolist()
+        names = [rows.genes[j] for j in order] if rows.genes is not None else [str(j) for j in order]
+        return names, rows.values[:, order]
 
     def _model(self, method: str, n_train: int, width: int) -> object:
         from sklearn.decomposition import PCA
@@ -87,7 +129,7 @@ class ExpressionPredictionTask:
         from sklearn.model_selection import GroupKFold, KFold
 
         mask = ctx.require_view(self.view, TASK).numpy()
-        _, y = prefixed_matrix(ctx, self.prefix, TASK)
+        _, y = self.targets(ctx)
         keep = mask & ~np.isnan(y).any(1)
         idx = np.flatnonzero(keep)
         x = ctx.embeddings[self.view][idx].double().numpy()

@@ -14,6 +14,10 @@ the ``buffer_blocks`` blocks of its buffer only, i.e. from ``buffer_blocks * blo
 rows (not from the whole file). Rows stored near each other (same sample, same cluster when the file is
 sorted) are therefore over-represented together in a batch; raise ``buffer_blocks`` (memory) or lower
 ``block_size`` (more, smaller reads) to approach uniform shuffling. With ``block_size=1`` it is exact.
+
+Dense ``X`` stored contiguously and uncompressed (anndata's default) is memory-mapped instead of read
+through h5py: a batch is then gathered straight from the mapped file (one copy, no intermediate buffer),
+with the same block-buffer order and randomness as above.
 """
 
 from __future__ import annotations
@@ -61,6 +65,20 @@ class H5adBatches:
         self.matrix = ExpressionMatrix.open(path, use_raw=use_raw, memory_budget_mb=memory_budget_mb)
         self.batch_size, self.block_size, self.buffer_blocks = batch_size, block_size, buffer_blocks
         self.seed, self.drop_last = seed, drop_last
+        self._memmap = self._map_dense(Path(path)) if self.streaming else None
+
+    def _map_dense(self, path: Path) -> np.ndarray | None:
+        """A read-only memory map of a contiguous, uncompressed dense dataset (``None`` when it is not)."""
+        node = self.matrix._dense
+        if node is None or isinstance(node, np.ndarray) or node.chunks is not None or node.compression:
+            return None
+        try:
+            offset = node.id.get_offset()
+        except Exception:
+            return None
+        if offset is None or node.dtype.kind not in "fiu":
+            return None
+        return np.memmap(path, dtype=node.dtype, mode="r", offset=int(offset), shape=node.shape)
 
     @property
     def streaming(self) -> bool:
@@ -94,6 +112,8 @@ class H5adBatches:
 
         m = self.matrix
         total = sum(e - s for s, e in chunks)
+        if self._memmap is not None:
+            return _MappedBuffer(self._memmap, np.concatenate([np.arange(s, e) for s, e in chunks]))
         if m._dense is not None:
             buf = np.empty((total, m.n_vars), dtype=np.float32)
             offset = 0
@@ -158,3 +178,13 @@ class H5adBatches:
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return self.epoch(0)
+
+
+class _MappedBuffer:
+    """Rows ``rows`` of a memory-mapped dense matrix; ``buf[sel]`` gathers ``rows[sel]`` as float32."""
+
+    def __init__(self, mapped: np.ndarray, rows: np.ndarray) -> None:
+        self.mapped, self.rows = mapped, rows
+
+    def __getitem__(self, sel: np.ndarray) -> np.ndarray:
+        return np.asarray(self.mapped[self.rows[sel]], dtype=np.float32)

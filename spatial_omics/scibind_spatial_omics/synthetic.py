@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["make_synthetic_visium"]
+__all__ = ["make_synthetic_visium", "make_synthetic_xenium"]
 
 SPOT_DIAMETER_FULLRES = 89.0
 SPOT_SPACING_UM = 100.0
@@ -22,7 +22,12 @@ LOWRES_SCALEF = 0.05
 
 
 def _write_10x_h5(
-    path: Path, counts: np.ndarray, barcodes: list[str], genes: list[str], ids: list[str]
+    path: Path,
+    counts: np.ndarray,
+    barcodes: list[str],
+    genes: list[str],
+    ids: list[str],
+    feature_types: list[str] | None = None,
 ) -> None:
     import h5py
     import scipy.sparse as sp
@@ -38,7 +43,8 @@ def _write_10x_h5(
         features = group.create_group("features")
         features["id"] = np.array([i.encode() for i in ids])
         features["name"] = np.array([g.encode() for g in genes])
-        features["feature_type"] = np.array([b"Gene Expression"] * len(genes))
+        types = feature_types or ["Gene Expression"] * len(genes)
+        features["feature_type"] = np.array([t.encode() for t in types])
         features["genome"] = np.array([b"synthetic"] * len(genes))
 
 
@@ -123,3 +129,111 @@ def make_synthetic_visium(
         )
         folders.append(folder)
     return folders
+
+
+XENIUM_STAINS = np.array([[225, 130, 175], [150, 90, 170], [240, 200, 215]], dtype=np.float64)
+"""H&E-like colours of the synthetic Xenium section's three vertical bands (region 0, 1, 2)."""
+
+
+def make_synthetic_xenium(
+    out_dir: str | Path,
+    *,
+    n_cells: int = 90,
+    n_genes: int = 30,
+    height: int = 240,
+    width: int = 300,
+    mpp: float = 0.5,
+    angle_deg: float = 10.0,
+    offset_um: tuple[float, float] = (1200.0, 800.0),
+    cells_format: str = "parquet",
+    matrix_format: str = "h5",
+    seed: int = 0,
+) -> Path:
+    """Write a small Xenium-style folder in the real formats and return it.
+
+    The H&E (``he_image.ome.tif``) has three vertical bands (:data:`XENIUM_STAINS`); each cell gets the gene
+    program of the band its centre lies in. ``he_imagealignment.csv`` maps H&E pixels to µm with a rotation
+    by ``angle_deg``, scale ``mpp`` and an offset; cell centres are written in µm through it.
+
+    Files: ``cells.parquet`` or ``cells.csv.gz`` (``cell_id``, ``x_centroid``, ``y_centroid``,
+    ``transcript_counts``, ``cell_area``), ``cell_feature_matrix.h5`` (10x HDF5 with two negative-control
+    probes beside the genes) or ``cell_feature_matrix.csv`` (cell x gene table), ``experiment.xenium``.
+
+    Args:
+        out_dir: The folder to create.
+        n_cells: Cells (all on the H&E).
+        n_genes: Genes; genes ``3k + r`` are the program of band ``r``.
+        height: H&E rows.
+        width: H&E columns.
+        mpp: µm per H&E pixel.
+        angle_deg: Rotation of the alignment.
+        offset_um: Xenium coordinates of H&E pixel (0, 0).
+        cells_format: ``"parquet"`` or ``"csv.gz"``.
+        matrix_format: ``"h5"`` (10x) or ``"csv"``.
+        seed: Random seed.
+    """
+    import pandas as pd
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    band = width / 3.0
+    cols_grid = np.arange(width)
+    region_of_col = np.minimum((cols_grid // band).astype(int), 2)
+    image = XENIUM_STAINS[region_of_col][None, :, :].repeat(height, 0)
+    image = np.clip(image + rng.normal(0, 6, size=image.shape), 0, 255).astype(np.uint8)
+    tifffile.imwrite(out / "he_image.ome.tif", image, photometric="rgb")
+    theta = np.deg2rad(angle_deg)
+    rot = mpp * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    alignment = np.eye(3)
+    alignment[:2, :2] = rot
+    alignment[:2, 2] = offset_um
+    (out / "he_imagealignment.csv").write_text(
+        "\n".join(",".join(f"{v:.10g}" for v in row) for row in alignment) + "\n", encoding="utf-8"
+    )
+    margin = 12
+    px_col = rng.uniform(margin, width - margin, n_cells)
+    px_row = rng.uniform(margin, height - margin, n_cells)
+    # Keep cells away from band edges so their patch centre is unambiguous.
+    px_col = np.where(
+        np.abs((px_col % band) - band / 2) > band / 2 - 6, (px_col // band + 0.5) * band, px_col
+    )
+    regions = np.minimum((px_col // band).astype(int), 2)
+    um = (alignment @ np.vstack([px_col, px_row, np.ones(n_cells)])).T
+    ids = [f"cell{i:04d}-1" for i in range(n_cells)]
+    counts = rng.poisson(1.0, size=(n_cells, n_genes)).astype(np.int64)
+    for r in range(3):
+        counts[np.ix_(regions == r, np.arange(r, n_genes, 3))] += rng.poisson(
+            8, size=((regions == r).sum(), 1)
+        )
+    genes = [f"XG{j:03d}" for j in range(n_genes)]
+    cells = pd.DataFrame(
+        {
+            "cell_id": ids,
+            "x_centroid": um[:, 0],
+            "y_centroid": um[:, 1],
+            "transcript_counts": counts.sum(1),
+            "cell_area": rng.uniform(40, 120, n_cells),
+        }
+    )
+    if cells_format == "parquet":
+        cells.to_parquet(out / "cells.parquet", index=False)
+    else:
+        cells.to_csv(out / "cells.csv.gz", index=False)
+    if matrix_format == "h5":
+        controls = rng.poisson(0.2, size=(n_cells, 2))
+        _write_10x_h5(
+            out / "cell_feature_matrix.h5",
+            np.hstack([counts, controls]),
+            ids,
+            [*genes, "NegControlProbe_00001", "NegControlProbe_00002"],
+            [f"ENSG9{j:010d}" for j in range(n_genes)] + ["NegControlProbe_00001", "NegControlProbe_00002"],
+            ["Gene Expression"] * n_genes + ["Negative Control Probe"] * 2,
+        )
+    else:
+        table = pd.DataFrame(counts, columns=genes)
+        table.insert(0, "cell_id", ids)
+        table.to_csv(out / "cell_feature_matrix.csv", index=False)
+    (out / "experiment.xenium").write_text(json.dumps({"pixel_size": 0.2125}), encoding="utf-8")
+    return out

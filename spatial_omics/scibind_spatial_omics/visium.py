@@ -5,6 +5,7 @@ Layout read (Space Ranger 1.x and 2.x)::
     filtered_feature_bc_matrix.h5           counts, barcodes x genes (10x HDF5)
     spatial/tissue_positions_list.csv       no header: barcode,in_tissue,array_row,array_col,pxl_row,pxl_col
     spatial/tissue_positions.csv            the same with a header row (Space Ranger >= 2.0)
+    spatial/tissue_positions.parquet        the same columns as parquet (Space Ranger >= 2.1, Visium HD)
     spatial/scalefactors_json.json          spot_diameter_fullres, tissue_hires_scalef, tissue_lowres_scalef
     spatial/tissue_hires_image.png          the H&E downscaled by tissue_hires_scalef
     spatial/tissue_lowres_image.png         ... by tissue_lowres_scalef
@@ -149,6 +150,20 @@ class VisiumSample:
             path=self.source,
         )
 
+    def read_expression(self) -> Any:
+        """The expression matrix as an in-memory AnnData (CSR), spots as obs.
+
+        Raises:
+            ReadError: The matrix cannot be read.
+        """
+        from scibind_spatial_omics.matrix import ExpressionMatrix, to_anndata
+
+        matrix = ExpressionMatrix.open(self.matrix_path)
+        try:
+            return to_anndata(matrix)
+        finally:
+            matrix.close()
+
     def spot_pixels(self, image: SpotImage, barcodes: list[str] | None = None) -> np.ndarray:
         """``float[n, 2]`` (row, col) pixel centres of ``barcodes`` (default: all) in ``image``.
 
@@ -229,23 +244,41 @@ def read_scalefactors(path: Path) -> dict[str, float]:
 
 
 def read_positions(path: Path) -> Any:
-    """Read ``tissue_positions_list.csv`` (no header) or ``tissue_positions.csv`` (header).
+    """Read a Space Ranger positions file: ``.csv`` with or without header, or ``.parquet``.
+
+    ``tissue_positions_list.csv`` has no header, ``tissue_positions.csv`` has one, and
+    ``tissue_positions.parquet`` (Space Ranger >= 2) names its columns as in ``POSITION_COLUMNS``.
 
     Returns:
         A pandas frame indexed by barcode.
 
     Raises:
-        ReadError: Wrong column count or non-numeric coordinates.
+        ReadError: Unreadable file, wrong columns or non-numeric coordinates.
     """
     import pandas as pd
 
     path = Path(path)
-    try:
+    if not path.is_file():
+        raise ReadError("positions file not found", path=path)
+    has_header = True
+    if path.suffix.lower() == ".parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:
+            raise ReadError(
+                f"cannot read the parquet positions ({type(exc).__name__}: {exc})", path=path
+            ) from exc
+        missing = [c for c in POSITION_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ReadError(
+                f"the parquet positions lack columns {missing}; expected {', '.join(POSITION_COLUMNS)}",
+                path=path,
+            )
+        frame = frame[list(POSITION_COLUMNS)]
+    else:
         first = path.read_text(encoding="utf-8").split("\n", 1)[0]
-    except FileNotFoundError as exc:
-        raise ReadError("positions file not found", path=path) from exc
-    has_header = first.lower().startswith("barcode")
-    frame = pd.read_csv(path, header=0 if has_header else None, dtype={0: str})
+        has_header = first.lower().startswith("barcode")
+        frame = pd.read_csv(path, header=0 if has_header else None, dtype={0: str})
     if frame.shape[1] != len(POSITION_COLUMNS):
         raise ReadError(
             f"expected {len(POSITION_COLUMNS)} columns ({', '.join(POSITION_COLUMNS)}), got {frame.shape[1]}",
@@ -256,7 +289,8 @@ def read_positions(path: Path) -> Any:
     bad = numeric.isna().any(axis=1)
     if bad.any():
         line = int(np.flatnonzero(bad.to_numpy())[0]) + 1 + int(has_header)
-        raise ReadError(f"non-numeric position at line {line}", path=path)
+        where = "row" if path.suffix.lower() == ".parquet" else "line"
+        raise ReadError(f"non-numeric position at {where} {line}", path=path)
     numeric.index = frame["barcode"].astype(str)
     return numeric
 
@@ -292,11 +326,18 @@ def read_visium(
     if matrix is None:
         raise ReadError("no filtered_feature_bc_matrix.h5 (or raw_feature_bc_matrix.h5)", path=folder)
     positions_file = next(
-        (p for p in (spatial / "tissue_positions.csv", spatial / "tissue_positions_list.csv") if p.is_file()),
+        (
+            spatial / n
+            for n in ("tissue_positions.parquet", "tissue_positions.csv", "tissue_positions_list.csv")
+            if (spatial / n).is_file()
+        ),
         None,
     )
     if positions_file is None:
-        raise ReadError("no spatial/tissue_positions.csv or spatial/tissue_positions_list.csv", path=folder)
+        raise ReadError(
+            "no spatial/tissue_positions.parquet, tissue_positions.csv or tissue_positions_list.csv",
+            path=folder,
+        )
     images = {
         n: spatial / f"tissue_{n}_image.png"
         for n in ("hires", "lowres")

@@ -107,6 +107,7 @@ def test_streamed_epoch_visits_every_row_once(tmp_path: Path, sparse: bool):
     write_h5ad(tmp_path / "m.h5ad", sp.csr_matrix(x) if sparse else x)
     batches = H5adBatches(tmp_path / "m.h5ad", 64, block_size=50, buffer_blocks=3, memory_budget_mb=0)
     assert batches.streaming
+    assert (batches._memmap is not None) == (not sparse)  # contiguous dense X is memory-mapped
     seen = []
     for rows, values in batches.epoch(0):
         np.testing.assert_array_equal(values, x[rows])

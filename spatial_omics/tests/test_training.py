@@ -13,7 +13,7 @@ from scibind_spatial_omics.pairs import build_spot_pairs
 
 
 def test_pbmc_demo_beats_chance(tmp_path: Path):
-    recipe = load_recipe("spatial_omics/pbmc-celltypes", ["train.max_steps=60", "train.checkpoint_every=60"])
+    recipe = load_recipe("spatial_omics/pbmc-celltypes", ["train.max_steps=40", "train.checkpoint_every=40"])
     train(recipe, tmp_path / "run")
     metrics = json.loads((tmp_path / "run/eval/metrics.json").read_text())
     n_classes = metrics["zero_shot/gene_expression/n_classes"]
@@ -27,10 +27,11 @@ def test_visium_recipe_on_synthetic_donors(tmp_path: Path):
     recipe = load_recipe(
         "spatial_omics/visium-spots",
         [
-            "train.max_steps=40",
-            "train.checkpoint_every=40",
+            "train.max_steps=30",
+            "train.checkpoint_every=30",
             "train.batch_size=64",
             "data.dataset_kwargs.grid=10",
+            "data.dataset_kwargs.patch_px=16",
             "towers.image.encoder_kwargs={in_channels: 3, embed_dim: 64, width: 8, depth: 2}",
         ],
     )

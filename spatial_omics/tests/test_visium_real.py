@@ -10,10 +10,16 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
+from scibind.data.dataset import PairedDataset
+from scibind.data.manifest import read_manifest
 from scibind.errors import ReadError
+from scibind.evaluate.context import EvalContext
+from scibind_spatial_omics.baseline import ExpressionKNNTask
 from scibind_spatial_omics.matrix import ExpressionMatrix
 from scibind_spatial_omics.pairs import build_spot_pairs
+from scibind_spatial_omics.prediction import ExpressionPredictionTask
 from scibind_spatial_omics.reader import ExpressionReader
 from scibind_spatial_omics.visium import crop_patch, read_visium, visium_from_h5ad
 
@@ -31,6 +37,40 @@ def test_reads_space_ranger_layout(heart: Path):
     # The hires image is a blank placeholder: "auto" falls back to the real lowres H&E.
     assert sample.image("hires").is_blank
     assert sample.image("auto").name == "lowres"
+
+
+def test_space_ranger_2_parquet_positions(heart: Path, tmp_path: Path):
+    """Space Ranger >= 2 writes spatial/tissue_positions.parquet with named columns; it wins over the CSV."""
+    outs = tmp_path / "outs"
+    shutil.copytree(heart, outs)
+    old = pd.read_csv(outs / "spatial/tissue_positions_list.csv", header=None, dtype={0: str})
+    old.columns = [
+        "barcode",
+        "in_tissue",
+        "array_row",
+        "array_col",
+        "pxl_row_in_fullres",
+        "pxl_col_in_fullres",
+    ]
+    (outs / "spatial/tissue_positions_list.csv").unlink()
+    old.to_parquet(outs / "spatial/tissue_positions.parquet", index=False)
+    sample = read_visium(outs)
+    reference = read_visium(heart)
+    pd.testing.assert_frame_equal(sample.positions, reference.positions, check_dtype=False)
+    assert (
+        len(
+            build_spot_pairs([outs], tmp_path / "pairs", patch_px=8, n_hvg=5, in_tissue_only=False)
+            .read_text()
+            .splitlines()
+        )
+        == 101
+    )
+    old.drop(columns=["pxl_col_in_fullres"]).to_parquet(outs / "spatial/tissue_positions.parquet")
+    with pytest.raises(
+        ReadError,
+        match=r"tissue_positions\.parquet.*pxl_col_in_fullres|pxl_col_in_fullres.*tissue_positions\.parquet",
+    ):
+        read_visium(outs)
 
 
 def test_10x_matrix_rows_match_h5py(heart: Path):
@@ -75,7 +115,7 @@ def test_build_pairs_from_heart(heart: Path, tmp_path: Path):
     frame = pd.read_csv(manifest)
     assert len(frame) == 100
     assert {"id", "image", "gene_expression", "batch", "split"} <= set(frame.columns)
-    assert len([c for c in frame.columns if c.startswith("hvg:")]) == 10
+    assert not [c for c in frame.columns if c.startswith("hvg:")]  # heads read expression.h5ad instead
     patch = np.asarray(Image.open(tmp_path / frame["image"][0]))
     assert patch.shape == (16, 16, 3)
     matrix = ExpressionMatrix.open(tmp_path / "expression.h5ad")
@@ -87,6 +127,21 @@ def test_build_pairs_from_heart(heart: Path, tmp_path: Path):
     # log1p(normalize_total) rows: the sum of expm1 is the target sum.
     row = matrix.row(0)
     assert np.expm1(row).sum() == pytest.approx(1e4, rel=1e-3)
+    # The expression-prediction head reads its targets through the dataset: the recorded HVGs, in rank order.
+    dataset = PairedDataset(read_manifest(manifest), {"gene_expression": "gene_expression"})
+    n = len(dataset)
+    ctx = EvalContext(
+        ids=dataset.ids,
+        embeddings={"image": torch.nn.functional.normalize(torch.randn(n, 4), dim=1)},
+        present={"image": torch.ones(n, dtype=torch.bool)},
+        dataset=dataset,
+    )
+    names, targets = ExpressionPredictionTask(folds=3).targets(ctx)
+    assert names == record["hvg"]["genes"] and targets.shape == (100, 10)
+    column = matrix.var_names.index(names[0])
+    np.testing.assert_allclose(targets[:, 0], [matrix.row(i)[column] for i in range(100)], rtol=1e-6)
+    features = ExpressionKNNTask("batch", n_pca=5).features(ctx)
+    assert features.shape == (100, 5) and np.isfinite(features).all()
 
 
 def test_missing_scalefactors_and_outside_spots(heart: Path, tmp_path: Path):

@@ -137,7 +137,7 @@ def scibind_register_heads(register: Register) -> None:
 
 @hookimpl
 def scibind_register_model_configs(register: Register) -> None:
-    """The demo recipe, the profile <-> text recipe and the CLOOME profile <-> molecule recipe."""
+    """The demo recipe, the profile <-> text recipe and the CLOOME profile / image <-> molecule recipes."""
     register(
         RecipeSpec(
             "synthetic-plates-clip",
@@ -160,6 +160,15 @@ def scibind_register_model_configs(register: Register) -> None:
             "CLOOME: per-well profiles <-> molecular structures (molecules plugin), InfoLOOB + Hopfield, "
             "molecule<->profile mAP on held-out compounds; CPU",
             source="scibind_cell_painting:recipes/cloome-profiles.yaml",
+            requires=MOLECULES,
+        )
+    )
+    register(
+        RecipeSpec(
+            "cloome-images",
+            "CLOOME: five-channel synthetic fields <-> molecular structures (molecules plugin), InfoLOOB, "
+            "molecule<->image mAP vs chance; CPU",
+            source="scibind_cell_painting:recipes/cloome-images.yaml",
             requires=MOLECULES,
         )
     )

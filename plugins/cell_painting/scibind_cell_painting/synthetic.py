@@ -8,7 +8,9 @@ its own gain (a plate effect). Images are written as one uint16 TIFF per channel
 (``r03c05f01p01-ch5sk1fk1fl1.tiff``, channel map ch2=ER, ch3=AGP, ch4=Mito, ch5=DNA, ch6=RNA), and the
 manifest is built by the plugin's own reading path: file discovery, channel map, plate-map join,
 perturbation text. Some wells of every compound on every plate form the ``eval`` split, so plate effects
-can be diagnosed on it.
+can be diagnosed on it. Every compound has a SMILES (``smiles`` in ``compounds.tsv``: the ring scaffold of
+its MOA from :data:`scibind_cell_painting.cloome.SCAFFOLDS` with a side chain), which the manifest carries
+as a ``molecule`` view for image <-> structure alignment (CLOOME); the DMSO control has none.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from scibind.atomic import atomic_replace
 from scibind.errors import ConfigError
 
 from scibind_cell_painting.channels import CELL_PAINTING_CHANNELS
+from scibind_cell_painting.cloome import SCAFFOLDS, SUBSTITUENTS
 from scibind_cell_painting.fields import discover_fields, fields_frame
 from scibind_cell_painting.naming import well_name
 from scibind_cell_painting.platemap import annotate_wells, read_compounds, read_platemap
 from scibind_cell_painting.text import perturbation_text
 
-__all__ = ["CHANNEL_MAP", "TEXT_TEMPLATE", "make_synthetic_plates"]
+__all__ = ["CHANNEL_MAP", "TEXT_TEMPLATE", "compound_smiles", "make_synthetic_plates"]
 
 CHANNEL_MAP = {2: "ER", 3: "AGP", 4: "Mito", 5: "DNA", 6: "RNA"}
 """Harmony channel tokens of the synthetic plates (as in the real sample field, without brightfield)."""
@@ -44,6 +47,15 @@ def _compound_effects(rng: np.random.Generator, n_compounds: int) -> np.ndarray:
         hit = rng.choice(len(CELL_PAINTING_CHANNELS), size=2, replace=False)
         effects[k, hit] = rng.choice([-1.0, 1.0], size=(2, 2)) * rng.uniform(0.5, 0.8, size=(2, 2))
     return effects
+
+
+def compound_smiles(k: int) -> str:
+    """SMILES of synthetic compound ``k >= 1``: its MOA's scaffold (same order as ``MOAS``) with a side chain.
+
+    Unique for the first ``len(MOAS) * len(SUBSTITUENTS)`` (60) compounds; later ones repeat structures.
+    """
+    scaffold = SCAFFOLDS[(k - 1) % len(MOAS)][0]
+    return SUBSTITUENTS[((k - 1) // len(MOAS)) % len(SUBSTITUENTS)] + scaffold
 
 
 def _draw_field(
@@ -80,7 +92,9 @@ def make_synthetic_plates(
     """Write synthetic Cell Painting plates (TIFFs, plate map, compound table) and return the manifest.
 
     Manifest columns: ``id`` (``<plate>_<well>_s<site>``), ``cells.{DNA,ER,RNA,AGP,Mito}`` (TIFF paths),
-    ``text`` (``"cells treated with <compound>"``), ``perturbation``, ``moa``, ``plate``, ``well``,
+    ``text`` (``"cells treated with <compound>"``), ``molecule`` (the compound's SMILES, modality
+    ``molecule_graph`` for the molecules plugin's ``molecules/molecule`` reader; empty for DMSO, i.e. no
+    molecule view), ``perturbation``, ``moa``, ``plate``, ``well``,
     ``well_id`` (``<plate>_<well>``, for well-level aggregation), ``group`` (= ``well_id``) and ``split``
     (``eval_wells_per_compound`` wells of each compound, on every plate, are ``eval``). Identical arguments
     give identical files.
@@ -125,10 +139,10 @@ def make_synthetic_plates(
         encoding="utf-8",
     )
     (out / "compounds.tsv").write_text(
-        "broad_sample\tpert_iname\tmoa\tpert_type\n"
+        "broad_sample\tpert_iname\tmoa\tpert_type\tsmiles\n"
         + "".join(
             f"{ids[k]}\t{names[k]}\t{'control' if k == 0 else MOAS[(k - 1) % len(MOAS)]}\t"
-            f"{'control' if k == 0 else 'trt'}\n"
+            f"{'control' if k == 0 else 'trt'}\t{'' if k == 0 else compound_smiles(k)}\n"
             for k in range(n_compounds + 1)
         ),
         encoding="utf-8",
@@ -155,13 +169,15 @@ def make_synthetic_plates(
     )
     frame["text"] = [perturbation_text(r, TEXT_TEMPLATE) for r in frame.to_dict("records")]
     frame["perturbation"] = frame["pert_iname"]
+    frame["molecule"] = [None if k == 0 else compound_smiles(k) for k in frame["broad_sample"].map(ids.index)]
     frame["well_id"] = frame["plate"] + "_" + frame["well"]
     frame["group"] = frame["well_id"]
     frame["split"] = [
         "eval" if eval_rank[w] >= wells_per_compound - eval_wells_per_compound else "train"
         for w in frame["well"]
     ]
-    columns = ["id", *[f"cells.{c}" for c in CELL_PAINTING_CHANNELS], "text", "perturbation", "moa"]
+    columns = ["id", *[f"cells.{c}" for c in CELL_PAINTING_CHANNELS], "text", "molecule"]
+    columns += ["perturbation", "moa"]
     columns += ["plate", "well", "well_id", "group", "split"]
     manifest = out / "manifest.csv"
     atomic_replace(manifest, lambda tmp: frame[columns].to_csv(tmp, index=False))

@@ -198,3 +198,36 @@ def test_cloome_recipe_retrieves_held_out_compounds_above_chance(tmp_path, scibi
     ):
         assert metrics[f"{key}/mAP"] > 2.0 * metrics[f"{key}/mAP_chance"], key
     assert np.isfinite(metrics["map/profile/compound/mAP"])
+
+
+def test_synthetic_plates_give_compounds_a_molecule_view_and_controls_none(tmp_path, scibind_registry):
+    from rdkit import Chem
+    from scibind import get_spec
+    from scibind_cell_painting.synthetic import make_synthetic_plates
+
+    kwargs = {"n_plates": 1, "n_compounds": 3, "wells_per_compound": 2, "eval_wells_per_compound": 1}
+    frame = read_manifest(make_synthetic_plates(tmp_path, **kwargs)).frame
+    dmso = frame["perturbation"] == "DMSO"
+    assert dmso.any() and frame.loc[dmso, "molecule"].isna().all()
+    assert frame.loc[~dmso].groupby("perturbation")["molecule"].nunique().eq(1).all()
+    assert frame.loc[~dmso, "molecule"].nunique() == 3
+    assert all(Chem.MolFromSmiles(s) is not None for s in frame.loc[~dmso, "molecule"].unique())
+    spec = get_spec("recipes", "cell_painting/cloome-images")
+    assert spec.requires == ("scibind-molecules>=0.1",) and not spec.demo
+
+
+@pytest.mark.slow
+def test_cloome_images_recipe_retrieves_fields_from_molecules_above_chance(tmp_path, scibind_registry):
+    from scibind.train.recipe import load_recipe
+    from scibind.train.trainer import train
+
+    recipe = load_recipe(
+        "cell_painting/cloome-images",
+        ["train.max_steps=120", "train.batch_size=48", "data.dataset_kwargs.n_plates=2"],
+    )
+    result = train(recipe, tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
+    assert metrics == pytest.approx(result.metrics)
+    for key in ("map/molecule->cells/perturbation", "map/cells->molecule/perturbation"):
+        assert metrics[f"{key}/mAP"] > 2.0 * metrics[f"{key}/mAP_chance"], key
+    assert np.isfinite(metrics["map/cells/perturbation/mAP"])

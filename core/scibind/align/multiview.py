@@ -21,16 +21,15 @@ parameter, so a step where nothing can be compared still reaches every parameter
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from scibind.align.distributed import gather_no_grad, gather_sizes, gather_with_grad, is_distributed
 from scibind.align.pairs import resolve_pairs
+from scibind.align.temperature import TemperatureModule
 from scibind.errors import ConfigError, ShapeError
 
 __all__ = ["MultiViewObjective", "Prepared", "anchor_pairs", "view_pairs"]
@@ -94,7 +93,7 @@ class Prepared:
         return next(iter(self.masks.values())).shape[0]
 
 
-class MultiViewObjective(nn.Module):
+class MultiViewObjective(TemperatureModule):
     """Base class of the N-modality objectives (see the module docstring).
 
     Args:
@@ -116,28 +115,14 @@ class MultiViewObjective(nn.Module):
         gather: bool = True,
         min_views: int = 2,
     ) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ConfigError(f"objective option 'temperature' must be > 0, got {temperature}")
-        if not max_logit_scale > 0:
-            raise ConfigError(f"objective option 'max_logit_scale' must be > 0, got {max_logit_scale}")
+        super().__init__(temperature, learn_temperature, max_logit_scale)
         if isinstance(views, str):
             raise ConfigError(f"objective option 'views' must be a list of view names, got {views!r}")
         self.views = None if views is None else [str(v) for v in views]
-        self.max_logit_scale = float(max_logit_scale)
         self.gather = gather
         self.min_views = min_views
-        init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
-        if learn_temperature:
-            self.logit_scale = nn.Parameter(init)
-        else:
-            self.register_buffer("logit_scale", init)
 
     # -- temperature ----------------------------------------------------------------------------------------
-
-    def scale(self) -> torch.Tensor:
-        """The multiplier ``1/τ``, clamped at ``max_logit_scale``."""
-        return self.logit_scale.clamp(max=math.log(self.max_logit_scale)).exp()
 
     def temperature_parts(self) -> dict[str, torch.Tensor]:
         """``logit_scale`` (``1/τ``) and ``temperature`` (τ), detached, for logging."""

@@ -17,15 +17,14 @@ Everything else happens here, once:
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from scibind.align.distributed import gather_no_grad, gather_sizes, gather_with_grad, is_distributed
 from scibind.align.output import LossOutput
+from scibind.align.temperature import TemperatureModule
 from scibind.align.tiled import auto_block_size, l2_normalize, no_autocast
 from scibind.errors import ConfigError, ShapeError
 
@@ -108,7 +107,7 @@ def positive_mask(groups: torch.Tensor | None, n: int | None = None) -> torch.Te
     return same | torch.eye(groups.shape[0], dtype=torch.bool, device=groups.device)
 
 
-class PairwiseObjective(nn.Module):
+class PairwiseObjective(TemperatureModule):
     """Base class of pairwise contrastive objectives with a learnable, clamped temperature.
 
     Subclasses implement :meth:`pair_loss`. ``forward(embeddings, present=None, **targets)`` returns a
@@ -145,11 +144,7 @@ class PairwiseObjective(nn.Module):
         block_size: int | None = None,
         memory_budget_mb: float | None = None,
     ) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ConfigError(f"objective option 'temperature' must be > 0, got {temperature}")
-        if not max_logit_scale > 0:
-            raise ConfigError(f"objective option 'max_logit_scale' must be > 0, got {max_logit_scale}")
+        super().__init__(temperature, learn_temperature, max_logit_scale)
         if block_size is not None and (
             isinstance(block_size, bool) or int(block_size) != block_size or block_size < 1
         ):
@@ -162,18 +157,8 @@ class PairwiseObjective(nn.Module):
         self.block_size = None if block_size is None else int(block_size)
         self.memory_budget_mb = None if memory_budget_mb is None else float(memory_budget_mb)
         self.pairs = None if pairs is None else [as_pair(p) for p in pairs]
-        self.max_logit_scale = float(max_logit_scale)
         self.positive_target = positive_target
         self.gather = gather
-        init = torch.tensor(math.log(1.0 / temperature), dtype=torch.float32)
-        if learn_temperature:
-            self.logit_scale = nn.Parameter(init)
-        else:
-            self.register_buffer("logit_scale", init)
-
-    def scale(self) -> torch.Tensor:
-        """The multiplier ``1/τ`` of cosine similarities, clamped at ``max_logit_scale``."""
-        return self.logit_scale.clamp(max=math.log(self.max_logit_scale)).exp()
 
     def block_for(self, z: torch.Tensor) -> int:
         """The block side of the tiled loss for embeddings like ``z`` (``block_size`` or the budget's)."""

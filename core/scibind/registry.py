@@ -243,10 +243,14 @@ class DatasetSpec(ComponentSpec):
     Attributes:
         factory: ``"module:attr"`` called as ``factory(out_dir, **kwargs)``; writes real files and a
             manifest into ``out_dir`` and returns the manifest path.
+        accepts_files: The factory converts user files rather than generating data: it takes ``train=`` and
+            ``eval=`` paths (a recipe's ``data.train`` / ``data.eval``, e.g. ChEBI-20 ``.txt`` tables) and
+            writes a manifest whose ``split`` column selects the two splits.
     """
 
     kind: ClassVar[str] = "datasets"
     factory: str | Callable[..., Any] = ""
+    accepts_files: bool = False
 
 
 SPEC_TYPES: dict[str, type[ComponentSpec]] = {

@@ -147,7 +147,9 @@ def build_dataset(
             loaded = loaded.select(split)
     else:
         generated = recipe.data.dataset is not None
-        if recipe.data.train is None or (which == "eval" and recipe.data.eval is None and generated):
+        converted = generated and _accepts_files(recipe.data.dataset)
+        missing = recipe.data.train is None or (which == "eval" and recipe.data.eval is None and generated)
+        if converted or missing:
             if run_dir is None:
                 raise ConfigError(
                     f"recipe {recipe.name!r} generates its data (data.dataset={recipe.data.dataset!r}); pass "
@@ -195,6 +197,8 @@ def materialize_data(recipe: Recipe, run_dir: Path, *, generate: bool = True) ->
     The dataset is generated once into ``<run_dir>/data/`` (a ``dataset.json`` there records the generator,
     its arguments and the manifest, so a resumed run reuses it) and used for whichever of ``data.train`` and
     ``data.eval`` the recipe leaves empty. Without a generator, an empty ``data.eval`` means ``data.train``.
+    A converting dataset (``DatasetSpec.accepts_files``) instead turns the user's ``data.train`` /
+    ``data.eval`` files into one manifest with both splits.
 
     Args:
         recipe: The recipe.
@@ -209,6 +213,9 @@ def materialize_data(recipe: Recipe, run_dir: Path, *, generate: bool = True) ->
     """
     recipe = recipe.model_copy(deep=True)
     data = recipe.data
+    user_files = data.train is not None or data.eval is not None
+    if data.dataset is not None and user_files and _accepts_files(data.dataset):
+        return _convert_files(recipe, run_dir, generate=generate)
     if data.dataset is not None and (data.train is None or data.eval is None):
         folder = run_dir / DATA_DIR
         wanted = {"name": data.dataset, "kwargs": data.dataset_kwargs}
@@ -227,6 +234,45 @@ def materialize_data(recipe: Recipe, run_dir: Path, *, generate: bool = True) ->
         data.eval = data.eval or manifest
     if data.eval is None:
         data.eval = data.train
+    return recipe
+
+
+def _accepts_files(dataset: str) -> bool:
+    from scibind.api import get_spec
+
+    return bool(getattr(get_spec("datasets", dataset), "accepts_files", False))
+
+
+def _convert_files(recipe: Recipe, run_dir: Path, *, generate: bool) -> Recipe:
+    """Convert the user's ``data.train`` / ``data.eval`` files with a converting dataset (``accepts_files``).
+
+    The converter writes one manifest into ``<run_dir>/data/`` (reused while the files and arguments stay
+    the same); the returned recipe reads both splits from it and names no generator any more, so the
+    ``config.yaml`` of the run is an ordinary manifest recipe.
+    """
+    data = recipe.data
+    if data.train is None:
+        raise ConfigError(
+            f"data.eval is set but data.train is not; {data.dataset!r} converts data.train (and optionally "
+            "data.eval) into a manifest: set --set data.train=PATH"
+        )
+    files = {"train": str(data.train), "eval": None if data.eval is None else str(data.eval)}
+    kwargs = {**data.dataset_kwargs, **files}
+    folder = run_dir / DATA_DIR
+    wanted = {"name": data.dataset, "kwargs": kwargs}
+    manifest = _generated_manifest(folder, wanted)
+    if manifest is None:
+        if not generate:
+            raise ConfigError(
+                f"{folder} holds no manifest converted by {data.dataset!r} from {files}; run `scibind train` "
+                "with this --run-dir first"
+            )
+        from scibind.api import create_dataset
+
+        manifest = Path(create_dataset(data.dataset, folder, **kwargs)).resolve()
+        atomic_write_json(folder / DATASET_RECORD, {**wanted, "manifest": _relative(manifest, folder)})
+    data.dataset, data.dataset_kwargs = None, {}
+    data.train = data.eval = manifest
     return recipe
 
 

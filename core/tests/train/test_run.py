@@ -76,3 +76,70 @@ def test_towers_choose_their_reader_and_its_options(tmp_path):
     wrong = {**base, "towers": {"image": {"encoder": "core/tiny-cnn", "reader": "core/text"}}}
     with pytest.raises(ConfigError, match="reads modality 'text'"):
         build_dataset(Recipe.model_validate(wrong))
+
+
+def _convert_vector_tables(out_dir, train, eval=None, scale=1.0):
+    """A converting dataset: `a;b` lines of comma-separated numbers -> a Parquet manifest with a split."""
+    from pathlib import Path
+
+    rows = []
+    for split, path in (("train", train), ("eval", eval or train)):
+        for i, line in enumerate(Path(path).read_text().splitlines()):
+            a, b = line.split(";")
+            rows.append(
+                {
+                    "id": f"{split}-{i}",
+                    "view_a": [scale * float(v) for v in a.split(",")],
+                    "view_b": [float(v) for v in b.split(",")],
+                    "label": "x",
+                    "split": split,
+                }
+            )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_parquet(out / "manifest.parquet")
+    return out / "manifest.parquet"
+
+
+def test_a_converting_dataset_turns_data_train_and_eval_files_into_one_manifest(
+    write_recipe, tmp_path, scibind_load_plugins
+):
+    import scibind
+    from scibind.registry import DatasetSpec
+
+    class Converter:
+        @staticmethod
+        @scibind.hookimpl
+        def scibind_register_datasets(register):
+            register(DatasetSpec("tables", "converter", factory=_convert_vector_tables, accepts_files=True))
+
+    scibind_load_plugins({"conv": Converter})
+    line = ",".join(["1"] * 32) + ";" + ",".join(["2"] * 48)
+    (tmp_path / "train.txt").write_text("\n".join([line] * 5))
+    (tmp_path / "test.txt").write_text("\n".join([line] * 3))
+    recipe = load_recipe(
+        write_recipe(data={"dataset": "conv/tables"}),
+        [
+            "data.dataset_kwargs={scale: 3.0}",
+            f"data.train={tmp_path / 'train.txt'}",
+            f"data.eval={tmp_path / 'test.txt'}",
+        ],
+    )
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="holds no manifest converted"):
+        build_dataset(recipe, "train", run_dir=run_dir)
+    done = materialize_data(recipe, run_dir)
+    assert done.data.dataset is None and done.data.train == done.data.eval
+    assert done.data.train.parent == run_dir / "data"
+    train = build_dataset(recipe, "train", run_dir=run_dir)
+    evaluation = build_dataset(recipe, "eval", run_dir=run_dir)
+    assert (len(train), len(evaluation)) == (5, 3)
+    assert train[0]["views"]["view_a"][0] == pytest.approx(3.0)  # dataset_kwargs still reach the converter
+    again = materialize_data(recipe, run_dir, generate=False)  # reused, not converted again
+    assert again.data.train == done.data.train
+    only_eval = load_recipe(
+        write_recipe(data={"dataset": "conv/tables"}),
+        ["data.dataset_kwargs={}", f"data.eval={tmp_path / 'test.txt'}"],
+    )
+    with pytest.raises(ConfigError, match=r"set --set data\.train=PATH"):
+        materialize_data(only_eval, tmp_path / "run2")

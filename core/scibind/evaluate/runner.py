@@ -209,7 +209,8 @@ def evaluate(
             if key in metrics:
                 raise ConfigError(
                     f"eval.tasks[{position}] ({name}) and {owner[key]} both produce metric {key!r}; "
-                    "give them different options (view, label, pairs) or drop one"
+                    "give them different options (view, label, pairs, or `key` for zero-shot tasks) or "
+                    "drop one"
                 )
             metrics[key] = float(value)
             owner[key] = f"eval.tasks[{position}] ({name})"

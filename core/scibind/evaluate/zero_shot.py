@@ -55,14 +55,17 @@ def classification_metrics(
 class ZeroShotTask:
     """Zero-shot accuracy of ``view`` embeddings against text prompts of the classes of ``label``.
 
-    Keys: ``zero_shot/<view>/accuracy``, ``.../balanced_accuracy``, ``.../macro_f1``, ``.../n`` and
-    ``.../n_classes``. Classes are the label values present among eval records with ``view``.
+    Keys: ``zero_shot/<key>/accuracy``, ``.../balanced_accuracy``, ``.../macro_f1``, ``.../n`` and
+    ``.../n_classes``, where ``key`` defaults to the view. Classes are the label values present among eval
+    records with ``view``.
 
     Args:
         label: The label column holding the classes.
         view: The view to classify (e.g. ``vector``).
         templates: Prompt templates, each with one ``{}`` for the class name.
         classnames: Label value -> name used in prompts (default: the value itself).
+        key: Name of the task in its metric keys (default: ``view``); give each of several zero-shot tasks on
+            one view its own, e.g. ``ct/lobe`` and ``ct/density``.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class ZeroShotTask:
         view: str,
         templates: Sequence[str] = ("{}", "a sample of {}"),
         classnames: Mapping[str, str] | None = None,
+        key: str | None = None,
     ) -> None:
         if isinstance(templates, str) or not templates:
             raise ConfigError(f"{TASK}: templates must be a non-empty list of strings, got {templates!r}")
@@ -83,6 +87,7 @@ class ZeroShotTask:
         self.view = view
         self.templates = tuple(str(t) for t in templates)
         self.classnames = {str(k): str(v) for k, v in (classnames or {}).items()}
+        self.key = view if key is None else str(key)
 
     def __call__(self, ctx: EvalContext) -> dict[str, float]:
         """Classify every eval record that has ``view`` and a known ``label``."""
@@ -103,7 +108,7 @@ class ZeroShotTask:
                 f"{x.shape[1]}"
             )
         pred = [classes[i] for i in (x @ protos.T).argmax(1).tolist()]
-        prefix = f"zero_shot/{self.view}"
+        prefix = f"zero_shot/{self.key}"
         out = {f"{prefix}/{k}": v for k, v in classification_metrics(y, pred, classes).items()}
         out[f"{prefix}/n"] = float(len(y))
         out[f"{prefix}/n_classes"] = float(len(classes))

@@ -93,3 +93,22 @@ def test_registered_head() -> None:
         make_ctx(fake_text([]))
     )
     assert out["zero_shot/v/accuracy"] == pytest.approx(3 / 4)
+
+
+def test_two_zero_shot_tasks_on_one_view_need_their_own_key() -> None:
+    from scibind.evaluate.runner import evaluate
+
+    class Embedded:
+        def context(self, encode_text, text_view):
+            return make_ctx(encode_text)
+
+    tasks = [
+        {"name": "core/zero-shot", "label": "kind", "view": "v", "classnames": {"c": "cat", "d": "dog"}},
+        {"name": "core/zero-shot", "label": "kind", "view": "v", "templates": ["{}"]},
+    ]
+    with pytest.raises(ConfigError, match="`key` for zero-shot tasks"):
+        evaluate(Embedded(), tasks, encode_text=fake_text([]))
+    tasks[1]["key"] = "v/plain"
+    out = evaluate(Embedded(), tasks, encode_text=fake_text([]))
+    assert out["zero_shot/v/accuracy"] == pytest.approx(3 / 4)
+    assert out["zero_shot/v/plain/n"] == 4

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from scibind.align.pairs import PairwiseObjective, positive_mask
-from scibind.align.tiled import infonce_terms
+from scibind.align.tiled import infonce_terms, l2_normalize
 from scibind.errors import ConfigError
 
 __all__ = ["ClipObjective"]
@@ -69,12 +69,19 @@ class ClipObjective(PairwiseObjective):
             raise ConfigError(f"objective option 'label_smoothing' must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
 
+    @property
+    def fuses_normalization(self) -> bool:
+        """The tiled loss normalises rows inside its blocks."""
+        return self.tiled
+
     def pair_loss(self, za: torch.Tensor, zb: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
         """Mean of the a→b and b→a cross-entropies over ``n`` rows (see the class docstring)."""
         scale = self.scale()
         if not self.tiled:
             return self._dense_loss(za, zb, groups, scale)
-        lse_rows, lse_cols, diagonal = infonce_terms(za, zb, scale, self.block_for(za))
+        lse_rows, lse_cols, diagonal = infonce_terms(za, zb, scale, self.block_for(za), normalize=True)
+        if groups is not None or self.label_smoothing:
+            za, zb = l2_normalize(za), l2_normalize(zb)  # only these targets need the normalised rows
         target_rows, target_cols = self._target_logits(za, zb, groups, diagonal)
         return ((lse_rows - scale * target_rows).mean() + (lse_cols - scale * target_cols).mean()) / 2
 

@@ -160,6 +160,14 @@ class PairwiseObjective(TemperatureModule):
         self.positive_target = positive_target
         self.gather = gather
 
+    @property
+    def fuses_normalization(self) -> bool:
+        """Whether :meth:`pair_loss` L2-normalises its inputs itself (inside the tiled kernels).
+
+        Then ``forward`` hands it the raw rows, so no normalised ``[B, D]`` copies are ever allocated.
+        """
+        return False
+
     def block_for(self, z: torch.Tensor) -> int:
         """The block side of the tiled loss for embeddings like ``z`` (``block_size`` or the budget's)."""
         if self.block_size is not None:
@@ -173,7 +181,8 @@ class PairwiseObjective(TemperatureModule):
         each block's positives itself (:func:`positive_mask` builds the dense matrix).
 
         Args:
-            za: ``[n, D]`` L2-normalised embeddings of view ``a`` (``n >= 2``; global rows when gathered).
+            za: ``[n, D]`` L2-normalised embeddings of view ``a`` (``n >= 2``; global rows when gathered);
+                raw rows when :attr:`fuses_normalization` is true.
             zb: ``[n, D]`` the same records' embeddings of view ``b``.
             groups: ``int64[n]`` group codes when at least two rows share a non-negative code (rows with
                 the same code are positives of each other); ``None`` when each row's only positive is itself.
@@ -264,7 +273,9 @@ class PairwiseObjective(TemperatureModule):
         for v in views:
             e = embeddings[v]
             e = e.to(torch.promote_types(e.dtype, torch.float32))
-            z[v] = l2_normalize(e) if self.tiled else F.normalize(e, dim=-1)
+            if not self.fuses_normalization:
+                e = l2_normalize(e) if self.tiled else F.normalize(e, dim=-1)
+            z[v] = e
         masks = {v: _mask(present, v, size, device) for v in views}
         groups = None
         if self.positive_target is not None and targets.get(self.positive_target) is not None:

@@ -75,11 +75,17 @@ class SigLipObjective(PairwiseObjective):
         else:
             self.register_buffer("logit_bias", init)
 
+    @property
+    def fuses_normalization(self) -> bool:
+        """The tiled loss normalises rows inside its blocks."""
+        return self.tiled
+
     def pair_loss(self, za: torch.Tensor, zb: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
         """``-sum(log sigmoid(y * logits)) / n`` over ``n`` rows (see the class docstring)."""
         n = za.shape[0]
         if self.tiled:
-            return sigmoid_pair_sum(za, zb, self.scale(), self.logit_bias, groups, self.block_for(za)) / n
+            scale, bias, block = self.scale(), self.logit_bias, self.block_for(za)
+            return sigmoid_pair_sum(za, zb, scale, bias, groups, block, normalize=True) / n
         logits = self.scale() * (za @ zb.T) + self.logit_bias
         signs = positive_mask(groups, n).to(logits) * 2 - 1
         return -F.logsigmoid(signs * logits).sum() / n

@@ -23,6 +23,11 @@ initial ``s = 14.3`` and SigLIP's ``s = 10``; always in float64), InfoNCE uses t
 ``exp`` per element in forward and one in backward, and no running maxima. Otherwise it keeps running
 row and column maxima (the flash-attention recurrence), which is exact for any scale.
 
+Normalisation. With ``normalize=True`` (what ``core/clip`` and ``core/siglip`` use) the kernels take the raw
+rows and L2-normalise each block as it is formed; only the inverse row norms are kept, and the gradients
+are projected onto the unit spheres in place at the end. The objectives therefore never hold normalised
+``[B, D]`` copies: their memory is the features' gradients plus the blocks.
+
 Autocast is disabled inside: blocks are computed and accumulated in the inputs' dtype (float32 or
 float64), whatever precision the encoders ran in.
 """
@@ -86,19 +91,58 @@ def no_autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
 
 
-def _bound(za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor) -> float:
-    """An upper bound of ``|s · za_i·zb_j|`` over all pairs (Cauchy-Schwarz)."""
-    na = float(torch.linalg.vector_norm(za, dim=1).max()) if za.shape[0] else 0.0
-    nb = float(torch.linalg.vector_norm(zb, dim=1).max()) if zb.shape[0] else 0.0
-    return abs(float(scale)) * na * nb
+def _max_norm(z: torch.Tensor, inv: torch.Tensor | None) -> float:
+    """The largest row norm of ``z`` (of ``z`` scaled by ``inv`` per row when given)."""
+    if not z.shape[0]:
+        return 0.0
+    norms = torch.linalg.vector_norm(z, dim=1)
+    return float((norms if inv is None else norms * inv).max())
 
 
-def _fixed_shift(za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor) -> float | None:
+def _fixed_shift(
+    za: torch.Tensor,
+    zb: torch.Tensor,
+    scale: torch.Tensor,
+    inv_a: torch.Tensor | None = None,
+    inv_b: torch.Tensor | None = None,
+) -> float | None:
+    """The bound ``m >= |s · za_i·zb_j|`` (Cauchy-Schwarz) when it is small enough to shift by; else None."""
     limit = _FIXED_SHIFT_LIMIT.get(za.dtype)
-    bound = _bound(za, zb, scale)
+    bound = abs(float(scale)) * _max_norm(za, inv_a) * _max_norm(zb, inv_b)
     if limit is None or not bound <= limit:
         return None
     return bound
+
+
+def _inverse_norms(x: torch.Tensor, eps: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(1 / max(|x_i|, eps), |x_i| > eps)`` per row: ``x_i`` times the first is ``F.normalize(x)_i``."""
+    norm = torch.linalg.vector_norm(x, dim=1)
+    return norm.clamp_min(eps).reciprocal_(), norm > eps
+
+
+def _row_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(x * y).sum(1)`` for ``[n, D]`` tensors, by chunks of ~256 Ki elements (no ``[n, D]`` product)."""
+    out = x.new_empty(x.shape[0])
+    chunk = max(1, 2**18 // max(1, x.shape[1]))
+    for i0, i1 in _blocks(x.shape[0], chunk):
+        torch.sum(x[i0:i1] * y[i0:i1], dim=1, out=out[i0:i1])
+    return out
+
+
+def _row_block(x: torch.Tensor, inv: torch.Tensor | None, i0: int, i1: int) -> torch.Tensor:
+    """Rows ``i0:i1`` of ``x``, normalised on the fly when ``inv`` (inverse row norms) is given."""
+    return x[i0:i1] if inv is None else x[i0:i1] * inv[i0:i1, None]
+
+
+def _normalize_backward_(
+    grad: torch.Tensor, x: torch.Tensor, inv: torch.Tensor, unclamped: torch.Tensor
+) -> None:
+    """Turn ``grad`` = dL/dz for ``z = x · inv`` (row-normalised ``x``) into dL/dx, in place.
+
+    ``d(x/|x|) = (g - z (z·g)) / |x|``; rows with ``|x| <= eps`` were divided by the constant ``eps``.
+    """
+    z_dot_g = _row_dot(x, grad).mul_(inv).mul_(unclamped)
+    grad.addcmul_(x, (z_dot_g * inv)[:, None], value=-1).mul_(inv[:, None])
 
 
 class _L2Normalize(torch.autograd.Function):
@@ -115,7 +159,7 @@ class _L2Normalize(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         z, denom, unclamped = ctx.saved_tensors
         # d(x/|x|) = (g - z (z·g)) / |x|; rows with |x| <= eps were divided by the constant eps.
-        dot = torch.einsum("ij,ij->i", z, grad)[:, None] * unclamped
+        dot = _row_dot(z, grad)[:, None] * unclamped
         return torch.addcmul(grad, z, dot, value=-1).div_(denom), None
 
 
@@ -135,20 +179,24 @@ def _blocks(n: int, block: int) -> list[tuple[int, int]]:
 class _RowColLogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx: Any, za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor, block: int
+        ctx: Any, za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor, block: int, normalize: bool
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with no_autocast(za.device):
             n, m = za.shape[0], zb.shape[0]
-            shift = _fixed_shift(za, zb, scale)
+            # Normalising on the fly: only the inverse row norms are kept, never normalised [n, D] copies.
+            (inv_a, keep_a), (inv_b, keep_b) = (
+                (_inverse_norms(za), _inverse_norms(zb)) if normalize else ((None, None), (None, None))
+            )
+            shift = _fixed_shift(za, zb, scale, inv_a, inv_b)
             rows, cols = _blocks(n, block), _blocks(m, block)
             if shift is not None:
                 row_sum = za.new_zeros(n)
                 col_sum = za.new_zeros(m)
                 neg = za.new_tensor(-shift)
                 for i0, i1 in rows:
-                    a = za[i0:i1] * scale  # S = (s·za) @ zb.T, scaling one row block at a time
+                    a = _row_block(za, inv_a, i0, i1) * scale  # S = (s·za) @ zb.T, one row block at a time
                     for j0, j1 in cols:
-                        e = torch.addmm(neg, a, zb[j0:j1].T).exp_()
+                        e = torch.addmm(neg, a, _row_block(zb, inv_b, j0, j1).T).exp_()
                         row_sum[i0:i1] += e.sum(1)
                         col_sum[j0:j1] += e.sum(0)
                 r = row_sum.log_().add_(shift)
@@ -159,18 +207,21 @@ class _RowColLogSumExp(torch.autograd.Function):
                 col_max = za.new_full((m,), -math.inf)
                 col_sum = za.new_zeros(m)
                 for i0, i1 in rows:
-                    a = za[i0:i1] * scale
+                    a = _row_block(za, inv_a, i0, i1) * scale
                     for j0, j1 in cols:
-                        s = a @ zb[j0:j1].T
+                        s = a @ _row_block(zb, inv_b, j0, j1).T
                         _online_update(s, 1, row_max[i0:i1], row_sum[i0:i1])
                         _online_update(s, 0, col_max[j0:j1], col_sum[j0:j1])
                 r = row_sum.log_().add_(row_max)
                 c = col_sum.log_().add_(col_max)
             # The diagonal za_i·zb_i (unscaled): its gradient is folded into the block gradients in place,
             # which saves the two [n, D] temporaries autograd would allocate for a separate product.
-            d = torch.einsum("ij,ij->i", za, zb) if n == m else za.new_zeros(0)
-        ctx.block, ctx.shift = block, shift
-        ctx.save_for_backward(za, zb, scale, r, c)
+            d = _row_dot(za, zb) if n == m else za.new_zeros(0)
+            if normalize and n == m:
+                d.mul_(inv_a).mul_(inv_b)
+        ctx.block, ctx.shift, ctx.normalize = block, shift, normalize
+        norms = (inv_a, keep_a, inv_b, keep_b) if normalize else ()
+        ctx.save_for_backward(za, zb, scale, r, c, *norms)
         return r, c, d
 
     @staticmethod
@@ -178,7 +229,8 @@ class _RowColLogSumExp(torch.autograd.Function):
     def backward(
         ctx: Any, grad_r: torch.Tensor, grad_c: torch.Tensor, grad_d: torch.Tensor
     ) -> tuple[Any, ...]:
-        za, zb, scale, r, c = ctx.saved_tensors
+        za, zb, scale, r, c, *norms = ctx.saved_tensors
+        inv_a, keep_a, inv_b, keep_b = norms if ctx.normalize else (None, None, None, None)
         block, shift = ctx.block, ctx.shift
         with no_autocast(za.device):
             n, m = za.shape[0], zb.shape[0]
@@ -190,25 +242,36 @@ class _RowColLogSumExp(torch.autograd.Function):
                 v = grad_c * torch.exp(shift - c)
                 neg = za.new_tensor(-shift)
             for i0, i1 in _blocks(n, block):
-                a = za[i0:i1]
+                a = _row_block(za, inv_a, i0, i1)
                 a_scaled = a * scale
                 for j0, j1 in _blocks(m, block):
+                    b = _row_block(zb, inv_b, j0, j1)
                     if shift is not None:
-                        e = torch.addmm(neg, a_scaled, zb[j0:j1].T).exp_()
+                        e = torch.addmm(neg, a_scaled, b.T).exp_()
                         g = (u[i0:i1, None] + v[None, j0:j1]).mul_(e)
                     else:
-                        s = a_scaled @ zb[j0:j1].T
+                        s = a_scaled @ b.T
                         g = torch.exp(s - r[i0:i1, None]).mul_(grad_r[i0:i1, None])
                         g += torch.exp(s.sub_(c[None, j0:j1])).mul_(grad_c[None, j0:j1])
-                    acc_a[i0:i1].addmm_(g, zb[j0:j1])
+                    acc_a[i0:i1].addmm_(g, b)
                     acc_b[j0:j1].addmm_(g.T, a)
-            grad_scale = torch.dot(za.reshape(-1), acc_a.reshape(-1)).reshape(scale.shape)
+            grad_scale = _dot_normalized(za, inv_a, acc_a).reshape(scale.shape)
             acc_a.mul_(scale)
             acc_b.mul_(scale)
             if n == m:
-                acc_a.addcmul_(grad_d[:, None], zb)
-                acc_b.addcmul_(grad_d[:, None], za)
-            return acc_a, acc_b, grad_scale, None
+                acc_a.addcmul_(zb, grad_d[:, None] if inv_b is None else (grad_d * inv_b)[:, None])
+                acc_b.addcmul_(za, grad_d[:, None] if inv_a is None else (grad_d * inv_a)[:, None])
+            if ctx.normalize:
+                _normalize_backward_(acc_a, za, inv_a, keep_a)
+                _normalize_backward_(acc_b, zb, inv_b, keep_b)
+            return acc_a, acc_b, grad_scale, None, None
+
+
+def _dot_normalized(x: torch.Tensor, inv: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+    """``sum_i (x_i · inv_i) · y_i`` (``x`` row-normalised by ``inv`` when given), without a copy of ``x``."""
+    if inv is None:
+        return torch.dot(x.reshape(-1), y.reshape(-1))
+    return torch.dot(_row_dot(x, y), inv)
 
 
 def _online_update(s: torch.Tensor, dim: int, run_max: torch.Tensor, run_sum: torch.Tensor) -> None:
@@ -220,7 +283,7 @@ def _online_update(s: torch.Tensor, dim: int, run_max: torch.Tensor, run_sum: to
 
 
 def row_col_logsumexp(
-    za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor, block: int
+    za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor, block: int, *, normalize: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-sum-exp of every row and every column of ``S = scale · za @ zb.T``, without materialising ``S``.
 
@@ -229,25 +292,27 @@ def row_col_logsumexp(
         zb: ``[m, D]`` column embeddings (same dtype and device).
         scale: 0-d tensor, the logit scale ``s``.
         block: Side of the square blocks.
+        normalize: L2-normalise the rows of ``za`` and ``zb`` first, block by block (``F.normalize``'s
+            values and gradients without its two normalised ``[n, D]`` copies).
 
     Returns:
         ``(r, c)``: ``r[i] = logsumexp_j S_ij`` (``[n]``) and ``c[j] = logsumexp_i S_ij`` (``[m]``),
         differentiable with respect to ``za``, ``zb`` and ``scale`` (the backward recomputes the blocks).
     """
-    r, c, _ = _RowColLogSumExp.apply(za, zb, scale.to(za.dtype), int(block))
+    r, c, _ = _RowColLogSumExp.apply(za, zb, scale.to(za.dtype), int(block), bool(normalize))
     return r, c
 
 
 def infonce_terms(
-    za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor, block: int
+    za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor, block: int, *, normalize: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`row_col_logsumexp` plus the diagonal ``d[i] = za_i·zb_i`` (unscaled), for ``n == m``.
 
     The three are what InfoNCE with one positive per row needs: its loss is
     ``(mean(r - s·d) + mean(c - s·d)) / 2``. Computing ``d`` here lets the backward add its gradient to the
-    block gradients in place (no extra ``[n, D]`` tensors).
+    block gradients in place (no extra ``[n, D]`` tensors). With ``normalize``, ``d`` is the cosine.
     """
-    return _RowColLogSumExp.apply(za, zb, scale.to(za.dtype), int(block))
+    return _RowColLogSumExp.apply(za, zb, scale.to(za.dtype), int(block), bool(normalize))
 
 
 class _SigmoidPairSum(torch.autograd.Function):
@@ -261,23 +326,28 @@ class _SigmoidPairSum(torch.autograd.Function):
         groups: torch.Tensor | None,
         block: int,
         grad_enabled: bool,
+        normalize: bool,
     ) -> torch.Tensor:
         # needs_input_grad is set under no_grad too: ask the caller's grad mode, so evaluation skips the
         # two gradient products per block.
         need = grad_enabled and any(ctx.needs_input_grad[:4])
         with no_autocast(za.device):
             n, m = za.shape[0], zb.shape[0]
+            (inv_a, keep_a), (inv_b, keep_b) = (
+                (_inverse_norms(za), _inverse_norms(zb)) if normalize else ((None, None), (None, None))
+            )
             total = za.new_zeros(())
             if need:
                 acc_a = torch.zeros_like(za)
                 acc_b = torch.zeros_like(zb)
                 acc_bias = za.new_zeros(())
             for i0, i1 in _blocks(n, block):
-                a = za[i0:i1]
+                a = _row_block(za, inv_a, i0, i1)
                 a_scaled = a * scale
                 for j0, j1 in _blocks(m, block):
+                    b = _row_block(zb, inv_b, j0, j1)
                     # z = -y·x: the logit x for negatives, -x for positives; loss = softplus(z).
-                    z = torch.addmm(bias, a_scaled, zb[j0:j1].T)
+                    z = torch.addmm(bias, a_scaled, b.T)
                     pos = None if groups is None else _group_positives(groups, i0, i1, j0, j1)
                     diagonal = i0 < j1 and j0 < i1  # the block holds part of the diagonal i == j
                     if pos is not None:
@@ -291,14 +361,19 @@ class _SigmoidPairSum(torch.autograd.Function):
                             g = torch.where(pos, -g, g)
                         elif diagonal:
                             g.diagonal(i0 - j0).neg_()
-                        acc_a[i0:i1].addmm_(g, zb[j0:j1])
+                        acc_a[i0:i1].addmm_(g, b)
                         acc_b[j0:j1].addmm_(g.T, a)
                         acc_bias += g.sum()
-        if need:
-            grad_scale = torch.dot(za.reshape(-1), acc_a.reshape(-1)).reshape(scale.shape)
-            # Kept on ctx (not save_for_backward) so backward scales them in place and drops them: the
-            # gradients then cost no second O(n·D) copy.
-            ctx.grads = [acc_a.mul_(scale), acc_b.mul_(scale), grad_scale, acc_bias.reshape(bias.shape)]
+            if need:
+                grad_scale = _dot_normalized(za, inv_a, acc_a).reshape(scale.shape)
+                acc_a.mul_(scale)
+                acc_b.mul_(scale)
+                if normalize:
+                    _normalize_backward_(acc_a, za, inv_a, keep_a)
+                    _normalize_backward_(acc_b, zb, inv_b, keep_b)
+                # Kept on ctx (not save_for_backward) so backward scales them in place and drops them:
+                # the gradients then cost no second O(n·D) copy.
+                ctx.grads = [acc_a, acc_b, grad_scale, acc_bias.reshape(bias.shape)]
         return total
 
     @staticmethod
@@ -311,7 +386,7 @@ class _SigmoidPairSum(torch.autograd.Function):
                 "backward through it a second time (retain_graph=True) is not supported"
             )
         ctx.grads = None
-        return (*(g.mul_(grad) for g in grads), None, None, None)
+        return (*(g.mul_(grad) for g in grads), None, None, None, None)
 
 
 def _softplus_sum(z: torch.Tensor) -> torch.Tensor:
@@ -339,6 +414,8 @@ def sigmoid_pair_sum(
     bias: torch.Tensor,
     groups: torch.Tensor | None,
     block: int,
+    *,
+    normalize: bool = False,
 ) -> torch.Tensor:
     """``sum_ij -log sigmoid(y_ij · (scale · za_i·zb_j + bias))``, never materialising the ``n x n`` logits.
 
@@ -350,6 +427,7 @@ def sigmoid_pair_sum(
         groups: ``int64[n]`` codes: ``y_ij = +1`` on the diagonal and where ``groups[i] == groups[j] >= 0``,
             ``-1`` elsewhere; ``None`` for the diagonal only.
         block: Side of the square blocks.
+        normalize: L2-normalise the rows of ``za`` and ``zb`` first, block by block (no normalised copies).
 
     Returns:
         The 0-d sum (not divided by ``n``), differentiable with respect to ``za``, ``zb``, ``scale`` and
@@ -357,5 +435,5 @@ def sigmoid_pair_sum(
     """
     dtype = za.dtype
     return _SigmoidPairSum.apply(
-        za, zb, scale.to(dtype), bias.to(dtype), groups, int(block), torch.is_grad_enabled()
+        za, zb, scale.to(dtype), bias.to(dtype), groups, int(block), torch.is_grad_enabled(), bool(normalize)
     )

@@ -260,3 +260,59 @@ def test_l2_normalize_matches_functional_normalize_with_zero_and_tiny_rows():
     want = F.normalize(x, dim=-1)
     close(got, want)
     close(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0])
+
+
+@pytest.mark.parametrize("running_max", [False, True])
+def test_fused_normalisation_equals_normalising_first(running_max):
+    """``normalize=True`` gives F.normalize-then-dense values and gradients, zero and tiny rows included."""
+    gen = torch.Generator().manual_seed(8)
+    za = (3 * torch.randn(11, 6, generator=gen, dtype=torch.float64)).requires_grad_(False)
+    zb = torch.randn(11, 6, generator=gen, dtype=torch.float64)
+    za[3], zb[5] = 0.0, 1e-14
+    za.requires_grad_()
+    zb.requires_grad_()
+    s = torch.tensor(20.0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(-3.0, dtype=torch.float64, requires_grad=True)
+    gr, gc = (
+        torch.randn(11, generator=gen, dtype=torch.float64),
+        torch.randn(11, generator=gen, dtype=torch.float64),
+    )
+    na, nb = F.normalize(za, dim=1), F.normalize(zb, dim=1)
+    logits = s * na @ nb.T
+    y = torch.eye(11, dtype=torch.float64) * 2 - 1
+    with shift_mode(running_max):
+        r, c, d = tiled.infonce_terms(za, zb, s, 4, normalize=True)
+        sig = sigmoid_pair_sum(za, zb, s, b, None, 4, normalize=True)
+    close(r, logits.logsumexp(1))
+    close(c, logits.logsumexp(0))
+    close(d, (na * nb).sum(1))
+    close(sig, -F.logsigmoid(y * (logits + b)).sum())
+    params = [za, zb, s]
+    got = torch.autograd.grad((r * gr).sum() + (c * gc).sum() + (d * gr).sum(), params)
+    want = torch.autograd.grad(
+        (logits.logsumexp(1) * gr).sum() + (logits.logsumexp(0) * gc).sum() + ((na * nb).sum(1) * gr).sum(),
+        params,
+        retain_graph=True,
+    )
+    for g, w in zip(got, want, strict=True):
+        close(g, w)
+    got = torch.autograd.grad(sig, [*params, b])
+    want = torch.autograd.grad(-F.logsigmoid(y * (logits + b)).sum(), [*params, b])
+    for g, w in zip(got, want, strict=True):
+        close(g, w)
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("cls", [ClipObjective, SigLipObjective])
+def test_no_normalised_copies_of_the_embeddings(cls):
+    n, dim = 4096, 1024  # one [n, D] float32 tensor is 16 MiB
+    gen = torch.Generator().manual_seed(0)
+    emb = {v: torch.randn(n, dim, generator=gen).requires_grad_() for v in "ab"}
+    obj = cls(block_size=256)
+
+    def step():
+        obj(emb).loss.backward()
+
+    peak = _peak_rss_mb(step)
+    # The two gradients (32 MiB) are the result; normalised copies would add another 32 MiB.
+    assert peak < 32 + 16, f"peak RSS grew by {peak:.0f} MiB"

@@ -44,6 +44,16 @@ class Reader:
         sample = self.read(str(path), record_id=path.name)
         return {"modality": sample.modality, **summarize(sample.data), **sample.meta}
 
+    def items(self, folder: Path) -> list[str]:
+        """The ``scibind prepare`` items inside a folder this reader claims; by default the folder itself.
+
+        A reader whose folders can mix several samples (a DICOM folder holding several series) returns one
+        address per sample that its :meth:`read` and :meth:`prepare` accept (e.g. ``folder#<series uid>``).
+        Files it cannot use should be returned as items of their own, so that preparing them raises the
+        reader's error and ``prepare`` quarantines them while the other samples go on.
+        """
+        return [str(folder)]
+
     def prepare(self, path: Path, out_dir: Path) -> dict[str, Any]:
         """Prepare and cache one item for ``scibind prepare``; return a JSON-able summary.
 

@@ -157,6 +157,19 @@ class _Collector:
             return
         self.add(spec, source, path.name, path=str(path))
 
+    def add_folder(self, spec: ReaderSpec, source: str, folder: Path) -> None:
+        """A claimed folder: the items its reader finds in it (:meth:`Reader.items`), usually itself."""
+        from scibind.api import create_reader
+
+        try:
+            addresses = create_reader(spec.name, **self.kwargs.get(spec.name, {})).items(folder)
+        except Exception as exc:  # the reader's own error names the folder; quarantine it, go on
+            self.result.rejected.append({"path": str(folder), "record": None, "reason": str(exc)})
+            return
+        for address in addresses:
+            label = folder.name if address == str(folder) else f"{folder.name}_{Path(address).name}"
+            self.add(spec, source, label, path=str(address))
+
     def walk(self, root: Path, source: str) -> None:
         from scibind.data.readers import find_readers, resolve_reader
 
@@ -166,7 +179,7 @@ class _Collector:
                 d for d in dirs if not d.startswith(".") and (here / d).resolve() != self.out_dir
             )
             if find_readers(here):
-                self.add(resolve_reader(here), source, here.name, path=str(here))
+                self.add_folder(resolve_reader(here), source, here)
                 dirs[:] = []
                 continue
             for name in sorted(files):
@@ -228,8 +241,9 @@ class _Collector:
 def collect_items(sources: Sequence[str | Path], options: PrepareOptions, out_dir: Path) -> Collected:
     """Expand sources into items.
 
-    A file is an item of the reader that claims it; a folder is walked (each claimed file, or claimed
-    sub-folder layout, is an item; unclaimed files are counted as ignored); a manifest (a table with an
+    A file is an item of the reader that claims it; a folder is walked (each claimed file is an item, and
+    each claimed sub-folder layout gives the items its reader finds in it, :meth:`Reader.items`; unclaimed
+    files are counted as ignored); a manifest (a table with an
     ``id`` column) gives one item per record and view whose value is present.
 
     Args:

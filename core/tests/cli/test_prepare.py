@@ -211,3 +211,52 @@ def test_overrides_sort_reader_options_groups_and_views():
     assert options.reader_kwargs == {"core/image": {"size": [8, 8]}}
     assert options.groups == {"tiling": {"mpp": 0.5, "tile_size": 256}}
     assert options.views == {"caption": "text"}
+
+
+class _SeriesFolderReader:
+    """A folder-layout reader whose folders mix samples (like DICOM series): one item per ``*.part``."""
+
+    modality = "text"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def items(self, folder: Path) -> list[str]:
+        if self.fail:
+            raise ValueError(f"{folder}: cannot list the series")
+        parts = [f"{folder}#{p.stem}" for p in sorted(folder.glob("*.part"))]
+        return parts + [str(p) for p in sorted(folder.glob("*.broken"))]
+
+
+def test_a_reader_splits_a_claimed_folder_into_items(tmp_path, scibind_load_plugins):
+    import scibind
+    from scibind.data.readers import Reader
+    from scibind.prepare.items import collect_items
+    from scibind.prepare.options import parse_overrides
+    from scibind.registry import ReaderSpec
+
+    class Splitter(_SeriesFolderReader, Reader):
+        pass
+
+    class Plugin:
+        @staticmethod
+        @scibind.hookimpl
+        def scibind_register_readers(register):
+            register(
+                ReaderSpec("series", "test", modality="text", factory=Splitter, patterns=("dir:*.part",))
+            )
+
+    scibind_load_plugins({"t": Plugin})
+    study = tmp_path / "src" / "study"
+    study.mkdir(parents=True)
+    for name in ("s1.part", "s2.part", "x.broken"):
+        (study / name).write_text("x")
+    found = collect_items([tmp_path / "src"], parse_overrides([]), tmp_path / "out")
+    assert [i.path for i in found.items] == [f"{study}#s1", f"{study}#s2", str(study / "x.broken")]
+    assert len({i.key for i in found.items}) == 3 and not found.rejected
+    failing = collect_items(
+        [tmp_path / "src"], parse_overrides(["reader.t/series.fail=true"]), tmp_path / "out"
+    )
+    assert not failing.items
+    [bad] = failing.rejected
+    assert bad["path"] == str(study) and "cannot list the series" in bad["reason"]

@@ -15,8 +15,9 @@ package's (``Symile(negative_sampling)([x, y, z], 1/τ)``) on the same normalise
 are equal when both draw the same permutations (same seed).
 
 Unlike the package, which materialises the ``N x N`` logits of each anchor (``N x N^{M-1}`` for
-``n_squared``) and lets autograd keep them, :class:`_AnchorLoss` walks the logits in tiles of at most
-``tile_elements`` entries and computes the gradients in the same pass, so memory is ``O(N·D + tile)``.
+``n_squared``) and lets autograd keep them, :func:`symile_loss` walks the logits in tiles of at most
+``tile_elements`` entries and computes the gradients in the same pass, adding them into one gradient
+buffer per view, so memory is ``O(N·D + tile)``.
 
 Missing views. The paper keeps every record and lets each encoder represent an absent input (a learned
 "missing" token, an imputed value plus an indicator). At the level of the objective that is
@@ -39,7 +40,7 @@ from scibind.align.multiview import MultiViewObjective
 from scibind.align.output import LossOutput
 from scibind.errors import ConfigError
 
-__all__ = ["SymileObjective", "mip", "mip_similarity", "symile_anchor_loss"]
+__all__ = ["SymileObjective", "mip", "mip_similarity", "symile_loss"]
 
 SCHEMES = ("n", "n_squared")
 MISSING = ("drop", "learned")
@@ -81,63 +82,79 @@ def _products_without(mats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
-class _Plan:
-    """Non-tensor arguments of :class:`_AnchorLoss`."""
+def _product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Elementwise product of ``[n, D]`` tensors (a new tensor)."""
+    out = mats[0].clone()
+    for m in mats[1:]:
+        out.mul_(m)
+    return out
 
-    def __init__(self, scheme: str, perms: list[torch.Tensor] | None, tile: int, grad: bool) -> None:
-        self.scheme, self.perms, self.tile, self.grad = scheme, perms, tile, grad
+
+def _row_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(x * y).sum(1)`` by row chunks (never an ``[n, D]`` product)."""
+    out = x.new_empty(x.shape[0])
+    chunk = max(1, 2**18 // max(1, x.shape[1]))
+    for r0 in range(0, x.shape[0], chunk):
+        torch.sum(x[r0 : r0 + chunk] * y[r0 : r0 + chunk], dim=1, out=out[r0 : r0 + chunk])
+    return out
 
 
-def _loss_n(x, others, s, perms, tile, grad):
-    """O(N) negatives, row tiles over the full ``N`` columns (each tile's rows are complete)."""
+def _anchor_n(x, others, s, perms, tile, dx, d_others, weight):
+    """O(N) negatives of one anchor; returns its summed cross-entropy and, with gradients, ``dL/ds``.
+
+    Row tiles span all ``N`` columns, so each tile's log-sum-exp is complete and its softmax gives the
+    gradients at once: the logits are made, used and dropped tile by tile. ``dx`` and ``d_others`` (``None``
+    without gradients) are the views' gradient buffers; this anchor adds ``weight`` times its gradient to
+    them in place, so no per-anchor ``[N, D]`` gradient is kept.
+    """
     n = x.shape[0]
-    shuffled = [r[p] for r, p in zip(others, perms, strict=True)]
-    prod_p = shuffled[0]
-    for r in shuffled[1:]:
-        prod_p = prod_p * r
-    prod_q = others[0]
-    for r in others[1:]:
-        prod_q = prod_q * r
-    pos = (x * prod_q).sum(1)
+    # Candidates: row j is the product of the non-anchor views at their permuted rows; the positives
+    # (the diagonal) use the unpermuted product q instead.
+    prod_p = _product([r[p] for r, p in zip(others, perms, strict=True)])
+    prod_q = _product(others)
+    pos = _row_dot(x, prod_q)
     rows_per_tile = max(1, min(n, tile // max(n, 1)))
-    loss = x.new_zeros(())
+    grad = dx is not None
+    total = x.new_zeros(())
     ds = x.new_zeros(())
-    dx = torch.zeros_like(x) if grad else None
     dp = torch.zeros_like(x) if grad else None
-    dq = torch.zeros_like(x) if grad else None
+    diag = x.new_empty(n) if grad else None
     for r0 in range(0, n, rows_per_tile):
         r1 = min(n, r0 + rows_per_tile)
         xb = x[r0:r1]
         rows = torch.arange(r1 - r0, device=x.device)
         cols = rows + r0
-        m = xb @ prod_p.T
-        m[rows, cols] = pos[r0:r1]
-        logits = m * s
+        logits = (xb * s) @ prod_p.T
+        pos_logit = s * pos[r0:r1]
+        logits[rows, cols] = pos_logit
         lse = torch.logsumexp(logits, 1)
-        loss = loss + (lse - logits[rows, cols]).sum()
+        total += (lse - pos_logit).sum()
         if not grad:
             continue
-        g = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
-        ds = ds + torch.dot(g.reshape(-1), m.reshape(-1)) - pos[r0:r1].sum()
-        diag = (g[rows, cols] - 1) * s  # dL/dm of the positives, which use the unshuffled product
+        g = logits.sub_(lse[:, None]).exp_()  # softmax = dL/dlogits + onehot, in place of the logits
+        diag[r0:r1] = g[rows, cols] - 1
         g[rows, cols] = 0
-        g.mul_(s)
-        dx[r0:r1] = g @ prod_p + diag[:, None] * prod_q[r0:r1]
+        gx = g @ prod_p  # dL/dx / s of the negatives ...
+        gx.addcmul_(prod_q[r0:r1], diag[r0:r1, None])  # ... and of the positive
+        # dL/ds = sum_ij dL/dlogit_ij · logit_ij / s = sum_i x_i · gx_i
+        ds += torch.dot(xb.reshape(-1), gx.reshape(-1))
+        dx[r0:r1].add_(gx, alpha=float(weight * s))
         dp.addmm_(g.T, xb)
-        dq[r0:r1] = diag[:, None] * xb
     if not grad:
-        return loss / n, None
-    d_others = []
-    for k, (without_p, without_q) in enumerate(
-        zip(_products_without(shuffled), _products_without(list(others)), strict=True)
-    ):
-        d = dq * without_q
-        d.index_add_(0, perms[k], dp * without_p)
-        d_others.append(d)
-    return loss / n, (ds / n, dx / n, [d / n for d in d_others])
+        return total, None
+    dp.mul_(weight * s)
+    dq = x * (diag * (weight * s))[:, None]
+    k_total = len(others)
+    for k in range(k_total):
+        rest = [j for j in range(k_total) if j != k]
+        from_q = dq if not rest else dq * _product([others[j] for j in rest])
+        d_others[k].add_(from_q)
+        from_p = dp if not rest else dp * _product([others[j][perms[j]] for j in rest])
+        d_others[k].index_add_(0, perms[k], from_p)
+    return total, ds
 
 
-def _loss_n_squared(x, others, s, tile, grad):
+def _anchor_n_squared(x, others, s, tile, dx, d_others, weight):
     """Every combination of non-anchor rows; two passes per row tile (log-sum-exp, then gradients)."""
     n = x.shape[0]
     k = len(others)
@@ -145,105 +162,132 @@ def _loss_n_squared(x, others, s, tile, grad):
     rows_per_tile = max(1, min(n, tile // min(n_cols, tile)))
     cols_per_chunk = max(1, tile // rows_per_tile)
     strides = [n ** (k - 1 - j) for j in range(k)]
+    grad = dx is not None
 
     def columns(c0: int, c1: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         flat = torch.arange(c0, c1, device=x.device)
         idx = [(flat // st) % n for st in strides]
         return idx, [r[i] for r, i in zip(others, idx, strict=True)]
 
-    def product(mats: list[torch.Tensor]) -> torch.Tensor:
-        out = mats[0]
-        for m in mats[1:]:
-            out = out * m
-        return out
-
-    prod_q = product(list(others))
-    pos = (x * prod_q).sum(1)
-    loss = x.new_zeros(())
+    prod_q = _product(others)
+    pos = _row_dot(x, prod_q)
+    total = x.new_zeros(())
     ds = x.new_zeros(())
-    dx = torch.zeros_like(x) if grad else None
-    d_others = [torch.zeros_like(r) for r in others] if grad else None
     for r0 in range(0, n, rows_per_tile):
         r1 = min(n, r0 + rows_per_tile)
         xb = x[r0:r1]
         lse = torch.full((r1 - r0,), float("-inf"), dtype=x.dtype, device=x.device)
         for c0 in range(0, n_cols, cols_per_chunk):
             _, mats = columns(c0, min(n_cols, c0 + cols_per_chunk))
-            lse = torch.logaddexp(lse, torch.logsumexp((xb @ product(mats).T) * s, 1))
-        loss = loss + (lse - s * pos[r0:r1]).sum()
+            lse = torch.logaddexp(lse, torch.logsumexp((xb @ _product(mats).T) * s, 1))
+        total += (lse - s * pos[r0:r1]).sum()
         if not grad:
             continue
         for c0 in range(0, n_cols, cols_per_chunk):
             idx, mats = columns(c0, min(n_cols, c0 + cols_per_chunk))
-            prod_c = product(mats)
+            prod_c = _product(mats)
             m = xb @ prod_c.T
             g = (m * s).sub_(lse[:, None]).exp_()
-            ds = ds + torch.dot(g.reshape(-1), m.reshape(-1))
-            g.mul_(s)
+            ds += torch.dot(g.reshape(-1), m.reshape(-1))
+            g.mul_(s * weight)
             dx[r0:r1] += g @ prod_c
             dprod = g.T @ xb
             for j, without in enumerate(_products_without(mats)):
                 d_others[j].index_add_(0, idx[j], dprod * without)
-        ds = ds - pos[r0:r1].sum()
-        dx[r0:r1] -= s * prod_q[r0:r1]
+        ds -= pos[r0:r1].sum()
+        dx[r0:r1] -= (s * weight) * prod_q[r0:r1]
     if not grad:
-        return loss / n, None
+        return total, None
     for j, without in enumerate(_products_without(list(others))):
-        d_others[j] -= s * x * without
-    return loss / n, (ds / n, dx / n, [d / n for d in d_others])
+        d_others[j] -= (s * weight) * x * without
+    return total, ds
 
 
-class _AnchorLoss(torch.autograd.Function):
-    """Mean cross-entropy of one anchor; gradients are computed in the forward tiles and kept (``O(N·D)``)."""
+class _SymileLoss(torch.autograd.Function):
+    """Mean over anchors of the mean cross-entropy; gradients are accumulated in the forward tiles.
 
-    @staticmethod
-    def forward(ctx, plan: _Plan, s: torch.Tensor, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
-        if plan.scheme == "n":
-            loss, grads = _loss_n(x, others, s, plan.perms, plan.tile, plan.grad)
-        else:
-            loss, grads = _loss_n_squared(x, others, s, plan.tile, plan.grad)
-        ctx.grads = grads
-        return loss
+    Memory is the views' gradient buffers plus a few ``[N, D]`` temporaries of one anchor and one tile of
+    logits: no per-anchor gradients, no ``N x N`` matrix.
+    """
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        if ctx.grads is None:
-            raise RuntimeError("symile: backward through a loss computed without gradients")
-        ds, dx, d_others = ctx.grads
+    def forward(ctx, plan: dict, s: torch.Tensor, *views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        anchors, scheme, perms, tile = plan["anchors"], plan["scheme"], plan["perms"], plan["tile"]
+        grad = plan["grad"]
+        n = views[0].shape[0]
+        weight = 1.0 / (len(anchors) * n)
+        dz = [torch.zeros_like(v) for v in views] if grad else None
+        per_anchor = views[0].new_zeros(len(anchors))
+        ds = views[0].new_zeros(())
+        for a, anchor in enumerate(anchors):
+            x = views[anchor]
+            rest = [i for i in range(len(views)) if i != anchor]
+            others = [views[i] for i in rest]
+            dx = dz[anchor] if grad else None
+            d_others = [dz[i] for i in rest] if grad else None
+            if scheme == "n":
+                loss, d_s = _anchor_n(x, others, s, perms[a], tile, dx, d_others, weight)
+            else:
+                loss, d_s = _anchor_n_squared(x, others, s, tile, dx, d_others, weight)
+            per_anchor[a] = loss / n
+            if grad:
+                ds += d_s
+        if grad:
+            ctx.grads = (ds * weight, dz)
+            ctx.mark_non_differentiable(per_anchor)
+        return per_anchor.mean(), per_anchor
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor, _grad_parts: torch.Tensor):
+        if getattr(ctx, "grads", None) is None:
+            raise RuntimeError(
+                "symile computes its gradients during forward and hands them out once; backward through "
+                "it a second time (retain_graph=True) is not supported"
+            )
+        ds, dz = ctx.grads
         ctx.grads = None
-        return (None, grad_out * ds, grad_out * dx, *(grad_out * d for d in d_others))
+        return (None, ds * grad_out, *(d.mul_(grad_out) for d in dz))
 
 
-def symile_anchor_loss(
-    x: torch.Tensor,
-    others: Sequence[torch.Tensor],
+def symile_loss(
+    views: Sequence[torch.Tensor],
     scale: torch.Tensor,
     negative_sampling: str = "n",
-    perms: Sequence[torch.Tensor] | None = None,
+    perms: Sequence[Sequence[torch.Tensor]] | None = None,
     tile_elements: int = 1 << 22,
-) -> torch.Tensor:
-    """Symile's cross-entropy for one anchor, averaged over rows (tiled; see the module docstring).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symile's loss: the mean over anchors of each anchor's cross-entropy, averaged over rows (tiled).
 
     Args:
-        x: ``[N, D]`` anchor embeddings.
-        others: ``[N, D]`` embeddings of each non-anchor view.
+        views: ``[N, D]`` embeddings of each view (L2-normalised by the caller, as the package expects).
         scale: ``1/τ`` (a scalar tensor; may require grad).
         negative_sampling: ``"n"`` or ``"n_squared"``.
-        perms: With ``"n"``, one permutation of ``range(N)`` per non-anchor view.
+        perms: With ``"n"``, for each anchor (view order), one permutation of ``range(N)`` per non-anchor
+            view (in view order), as the package draws them.
         tile_elements: Most logits held at once.
+
+    Returns:
+        ``(loss, per_anchor)``: the differentiable mean and the detached ``[M]`` loss of each anchor.
     """
     if negative_sampling not in SCHEMES:
         raise ConfigError(f"negative_sampling must be one of {SCHEMES}, got {negative_sampling!r}")
-    if negative_sampling == "n" and (perms is None or len(perms) != len(others)):
-        raise ValueError("negative_sampling='n' needs one permutation per non-anchor view")
-    tensors = [scale, x, *others]
-    grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    s = scale.to(x.dtype)
-    plan = _Plan(negative_sampling, None if perms is None else list(perms), int(tile_elements), grad)
+    m = len(views)
+    if negative_sampling == "n" and (perms is None or len(perms) != m or any(len(p) != m - 1 for p in perms)):
+        raise ValueError("negative_sampling='n' needs, per anchor, one permutation per non-anchor view")
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in [scale, *views])
+    s = scale.to(views[0].dtype)
+    plan = {
+        "anchors": list(range(m)),
+        "scheme": negative_sampling,
+        "perms": None if perms is None else [list(p) for p in perms],
+        "tile": int(tile_elements),
+        "grad": grad,
+    }
     if not grad:
         with torch.no_grad():
-            return _AnchorLoss.forward(_Ctx(), plan, s, x, *others)
-    return _AnchorLoss.apply(plan, s, x, *others)
+            return _SymileLoss.forward(_Ctx(), plan, s.detach(), *views)
+    return _SymileLoss.apply(plan, s, *views)
 
 
 class _Ctx:
@@ -336,15 +380,13 @@ class SymileObjective(MultiViewObjective):
         if n < rows.shape[0]:
             z = {v: t[rows] for v, t in z.items()}
         scale = self.scale()
-        losses = {}
-        for i, v in enumerate(views):
-            others = [z[u] for j, u in enumerate(views) if j != i]
-            perms = self._perms(n, len(others), z[v].device) if self.negative_sampling == "n" else None
-            losses[f"anchor:{v}"] = symile_anchor_loss(
-                z[v], others, scale, self.negative_sampling, perms, self.tile_elements
-            )
-        loss = torch.stack(list(losses.values())).mean()
-        parts = {k: t.detach() for k, t in losses.items()}
+        device = z[views[0]].device
+        perms = None
+        if self.negative_sampling == "n":
+            perms = [self._perms(n, len(views) - 1, device) for _ in views]
+        tensors = [z[v] for v in views]
+        loss, per_anchor = symile_loss(tensors, scale, self.negative_sampling, perms, self.tile_elements)
+        parts = {f"anchor:{v}": per_anchor[i].detach() for i, v in enumerate(views)}
         return LossOutput(loss, {**parts, **self.temperature_parts()})
 
     def _perms(self, n: int, count: int, device: torch.device) -> list[torch.Tensor]:

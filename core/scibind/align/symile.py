@@ -99,20 +99,34 @@ def _row_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _permuted_product(
+    others, perms, skip: int | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``prod_k others[k][perms[k]]`` over every ``k != skip``, one gather at a time."""
+    ks = [k for k in range(len(others)) if k != skip]
+    out = (
+        torch.index_select(others[ks[0]], 0, perms[ks[0]], out=out)
+        if out is not None
+        else others[ks[0]][perms[ks[0]]]
+    )
+    for k in ks[1:]:
+        out.mul_(others[k][perms[k]])
+    return out
+
+
 def _anchor_n(x, others, s, perms, tile, dx, d_others, weight):
     """O(N) negatives of one anchor; returns its summed cross-entropy and, with gradients, ``dL/ds``.
 
     Row tiles span all ``N`` columns, so each tile's log-sum-exp is complete and its softmax gives the
-    gradients at once: the logits are made, used and dropped tile by tile. ``dx`` and ``d_others`` (``None``
-    without gradients) are the views' gradient buffers; this anchor adds ``weight`` times its gradient to
-    them in place, so no per-anchor ``[N, D]`` gradient is kept.
+    gradients at once: the logits are made, used and dropped tile by tile (one ``exp`` per logit, in place).
+    ``dx`` and ``d_others`` (``None`` without gradients) are the views' gradient buffers; this anchor adds
+    ``weight`` times its gradient to them in place. Besides them it holds two ``[N, D]`` tensors (the
+    candidates' product and its gradient) and one scratch tensor.
     """
     n = x.shape[0]
     # Candidates: row j is the product of the non-anchor views at their permuted rows; the positives
-    # (the diagonal) use the unpermuted product q instead.
-    prod_p = _product([r[p] for r, p in zip(others, perms, strict=True)])
-    prod_q = _product(others)
-    pos = _row_dot(x, prod_q)
+    # (the diagonal) use the unpermuted product q, formed tile by tile.
+    prod_p = _permuted_product(others, perms)
     rows_per_tile = max(1, min(n, tile // max(n, 1)))
     grad = dx is not None
     total = x.new_zeros(())
@@ -122,35 +136,47 @@ def _anchor_n(x, others, s, perms, tile, dx, d_others, weight):
     for r0 in range(0, n, rows_per_tile):
         r1 = min(n, r0 + rows_per_tile)
         xb = x[r0:r1]
+        prod_q = _product([o[r0:r1] for o in others])
         rows = torch.arange(r1 - r0, device=x.device)
         cols = rows + r0
         logits = (xb * s) @ prod_p.T
-        pos_logit = s * pos[r0:r1]
+        pos_logit = s * (xb * prod_q).sum(1)
         logits[rows, cols] = pos_logit
-        lse = torch.logsumexp(logits, 1)
-        total += (lse - pos_logit).sum()
+        # log-sum-exp and softmax with one exp, in place of the logits.
+        row_max = logits.amax(1)
+        e = logits.sub_(row_max[:, None]).exp_()
+        sums = e.sum(1)
+        total += (sums.log() + row_max - pos_logit).sum()
         if not grad:
             continue
-        g = logits.sub_(lse[:, None]).exp_()  # softmax = dL/dlogits + onehot, in place of the logits
+        g = e.div_(sums[:, None])  # softmax = dL/dlogits + onehot
         diag[r0:r1] = g[rows, cols] - 1
         g[rows, cols] = 0
         gx = g @ prod_p  # dL/dx / s of the negatives ...
-        gx.addcmul_(prod_q[r0:r1], diag[r0:r1, None])  # ... and of the positive
+        gx.addcmul_(prod_q, diag[r0:r1, None])  # ... and of the positive
         # dL/ds = sum_ij dL/dlogit_ij · logit_ij / s = sum_i x_i · gx_i
         ds += torch.dot(xb.reshape(-1), gx.reshape(-1))
         dx[r0:r1].add_(gx, alpha=float(weight * s))
         dp.addmm_(g.T, xb)
     if not grad:
         return total, None
+    del prod_p
     dp.mul_(weight * s)
-    dq = x * (diag * (weight * s))[:, None]
-    k_total = len(others)
-    for k in range(k_total):
-        rest = [j for j in range(k_total) if j != k]
-        from_q = dq if not rest else dq * _product([others[j] for j in rest])
-        d_others[k].add_(from_q)
-        from_p = dp if not rest else dp * _product([others[j][perms[j]] for j in rest])
-        d_others[k].index_add_(0, perms[k], from_p)
+    diag.mul_(weight * s)
+    scratch = torch.empty_like(x)
+    for k in range(len(others)):
+        # Positives: d/d others[k] of x_i · prod_l others[l]_i, times dL/dlogit_ii.
+        torch.mul(x, diag[:, None], out=scratch)
+        for j in range(len(others)):
+            if j != k:
+                scratch.mul_(others[j])
+        d_others[k].add_(scratch)
+        # Negatives: candidate j holds others[k][perms[k][j]].
+        if len(others) == 1:
+            d_others[k].index_add_(0, perms[k], dp)
+        else:
+            _permuted_product(others, perms, skip=k, out=scratch).mul_(dp)
+            d_others[k].index_add_(0, perms[k], scratch)
     return total, ds
 
 

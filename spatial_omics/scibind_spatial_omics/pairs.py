@@ -25,6 +25,7 @@ import numpy as np
 from scibind.atomic import atomic_replace
 from scibind.errors import ConfigError, ReadError
 
+from scibind_spatial_omics.he_slides import HE_READERS, slide_geometry
 from scibind_spatial_omics.targets import HVG_PREFIX
 from scibind_spatial_omics.visium import VisiumSample, crop_patch, read_visium, visium_from_h5ad
 from scibind_spatial_omics.xenium import XeniumSample, is_xenium_folder, read_xenium
@@ -33,19 +34,24 @@ __all__ = ["build_spot_pairs", "load_sample", "make_visium_spots"]
 
 
 def load_sample(
-    source: str | Path, *, fullres_image: str | Path | None = None, name: str | None = None
+    source: str | Path,
+    *,
+    fullres_image: str | Path | None = None,
+    name: str | None = None,
+    he_reader: str = "auto",
 ) -> VisiumSample | XeniumSample:
     """A Space Ranger folder, a spatial ``.h5ad`` or a Xenium folder (cells + registered H&E) as a sample.
 
     For a Xenium folder ``fullres_image`` is the H&E (default: ``*he_image*`` in the folder).
+    ``he_reader`` says how the full-resolution H&E is read (:mod:`scibind_spatial_omics.he_slides`).
     """
     path = Path(source)
     if is_xenium_folder(path):
-        return read_xenium(path, he_image=fullres_image, name=name)
+        return read_xenium(path, he_image=fullres_image, name=name, he_reader=he_reader)
     if path.is_dir():
-        return read_visium(path, fullres_image=fullres_image, name=name)
+        return read_visium(path, fullres_image=fullres_image, name=name, he_reader=he_reader)
     if path.suffix == ".h5ad":
-        return visium_from_h5ad(path, fullres_image=fullres_image, name=name)
+        return visium_from_h5ad(path, fullres_image=fullres_image, name=name, he_reader=he_reader)
     raise ReadError("expected a Space Ranger outs/ folder or a spatial .h5ad file", path=path)
 
 
@@ -72,6 +78,7 @@ def build_spot_pairs(
     eval_fraction: float = 0.3,
     seed: int = 0,
     target_columns: bool = False,
+    he_reader: str = "auto",
 ) -> Path:
     """Write patches, ``expression.h5ad`` and ``manifest.csv``; return the manifest path.
 
@@ -92,6 +99,9 @@ def build_spot_pairs(
         eval_fraction: Fraction of records (or samples) in ``eval``.
         seed: Split seed.
         target_columns: Also write the HVG expression as ``hvg:<gene>`` manifest columns.
+        he_reader: How full-resolution H&E files are read: ``"auto"`` (pyramidal slides through the
+            pathology plugin's reader when it is installed, region by region; other images whole),
+            ``"pathology"`` or ``"plain"``.
 
     Raises:
         ReadError: A sample cannot be read or a spot lies outside its image (names the file).
@@ -103,6 +113,8 @@ def build_spot_pairs(
 
     from scibind_spatial_omics.panels import harmonize
 
+    if he_reader not in HE_READERS:
+        raise ConfigError(f"he_reader must be one of {HE_READERS}, got {he_reader!r}")
     if tile_um <= 0 or patch_px < 1 or not 0 < eval_fraction < 1:
         raise ConfigError(
             f"need tile_um > 0, patch_px >= 1, 0 < eval_fraction < 1; "
@@ -122,7 +134,7 @@ def build_spot_pairs(
     records: list[dict[str, Any]] = []
     for name, source in named.items():
         fullres = (fullres_images or {}).get(name)
-        sample = load_sample(source, fullres_image=fullres, name=name)
+        sample = load_sample(source, fullres_image=fullres, name=name, he_reader=he_reader)
         full = sample.read_expression()
         obs_names = [str(b) for b in full.obs_names]
         rows = [i for i, b in enumerate(obs_names) if b in sample.positions.index]
@@ -158,10 +170,20 @@ def build_spot_pairs(
             "patch_size_image_px": size_px,
             "upsampled": bool(size_px < patch_px),
             "n_spots": len(barcodes),
+            "he_reader": img.reader,
         }
+        if img.slide is not None:
+            geometry[name].update(slide_geometry(img.slide, size_px, patch_px))
+            img.slide.close()
         if isinstance(sample, XeniumSample):
             geometry[name]["alignment_he_px_to_um"] = sample.alignment.tolist()
             geometry[name]["n_cells_off_image"] = int((sample.positions["in_tissue"] == 0).sum())
+            geometry[name]["expression_file"] = sample.matrix_path.name
+            if "xenium_transcripts" in full.uns:  # counted from transcripts.parquet
+                geometry[name]["transcripts"] = {
+                    k: v.item() if hasattr(v, "item") else v
+                    for k, v in full.uns["xenium_transcripts"].items()
+                }
     do_normalize = all(_is_counts(a) for a in expressions.values()) if normalize is None else normalize
     merged = harmonize(expressions, panel=panel, id_type=id_type, normalize=do_normalize, n_hvg=n_hvg)
     record = json.loads(merged.uns["scibind"])

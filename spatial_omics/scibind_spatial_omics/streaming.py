@@ -15,6 +15,13 @@ rows (not from the whole file). Rows stored near each other (same sample, same c
 sorted) are therefore over-represented together in a batch; raise ``buffer_blocks`` (memory) or lower
 ``block_size`` (more, smaller reads) to approach uniform shuffling. With ``block_size=1`` it is exact.
 
+``run_rows = k > 1`` shuffles the buffer in runs of ``k`` consecutive rows instead of single rows: a batch
+is then ``batch_size / k`` runs of (up to) ``k`` consecutive rows of the buffer, i.e. file-consecutive
+rows of one block (a run that crosses a block boundary joins the ends of two blocks), the run boundaries
+shifted by a random offset each buffer. Which blocks (samples, clusters) a batch draws from is unchanged in
+expectation; neighbours within ``k`` rows of each other now travel together. It makes dense gathers
+faster (longer contiguous copies); ``run_rows=1`` (the default) shuffles single rows.
+
 Dense ``X`` stored contiguously and uncompressed (anndata's default) is memory-mapped instead of read
 through h5py: a batch is then gathered straight from the mapped file (one copy, no intermediate buffer),
 with the same block-buffer order and randomness as above.
@@ -31,7 +38,31 @@ from scibind.errors import ConfigError
 
 from scibind_spatial_omics.matrix import DEFAULT_MEMORY_BUDGET_MB, ExpressionMatrix
 
-__all__ = ["H5adBatches"]
+__all__ = ["H5adBatches", "run_permutation"]
+
+
+def run_permutation(n_rows: int, run_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of ``range(n_rows)`` that keeps runs of ``run_rows`` consecutive positions together.
+
+    Run boundaries are shifted by a random offset in ``[0, run_rows)``, so the first and last runs may be
+    shorter; runs come in a uniformly random order, positions inside a run in ascending order.
+
+    Args:
+        n_rows: Length of the permutation.
+        run_rows: Run length (1 = a uniform permutation).
+        rng: Random generator.
+    """
+    if run_rows <= 1 or n_rows <= 1:
+        return rng.permutation(n_rows)
+    shift = int(rng.integers(run_rows))
+    starts = np.arange(shift, n_rows, run_rows)
+    if shift:
+        starts = np.concatenate([[0], starts])
+    lengths = np.diff(np.append(starts, n_rows))
+    order = rng.permutation(len(starts))
+    lengths = lengths[order]
+    offsets = np.repeat(starts[order] - (np.cumsum(lengths) - lengths), lengths)
+    return offsets + np.arange(n_rows)
 
 
 class H5adBatches:
@@ -42,6 +73,7 @@ class H5adBatches:
         batch_size: Rows per batch (the last batch of an epoch may be smaller unless ``drop_last``).
         block_size: Contiguous rows per read when streaming.
         buffer_blocks: Blocks shuffled together when streaming.
+        run_rows: Rows kept together when a streamed buffer is shuffled (see the module notes).
         memory_budget_mb: Load the matrix whole below this size.
         seed: Seed; epoch ``e`` uses ``seed + e``.
         drop_last: Drop each epoch's incomplete last batch.
@@ -55,16 +87,20 @@ class H5adBatches:
         *,
         block_size: int = 1024,
         buffer_blocks: int = 8,
+        run_rows: int = 1,
         memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
         seed: int = 0,
         drop_last: bool = False,
         use_raw: bool = False,
     ) -> None:
-        if batch_size < 1 or block_size < 1 or buffer_blocks < 1:
-            raise ConfigError("batch_size, block_size and buffer_blocks must be >= 1")
+        if min(batch_size, block_size, buffer_blocks, run_rows) < 1:
+            raise ConfigError(
+                f"batch_size, block_size, buffer_blocks and run_rows must be >= 1; got {batch_size}, "
+                f"{block_size}, {buffer_blocks}, {run_rows}"
+            )
         self.matrix = ExpressionMatrix.open(path, use_raw=use_raw, memory_budget_mb=memory_budget_mb)
         self.batch_size, self.block_size, self.buffer_blocks = batch_size, block_size, buffer_blocks
-        self.seed, self.drop_last = seed, drop_last
+        self.run_rows, self.seed, self.drop_last = run_rows, seed, drop_last
         self._memmap = self._map_dense(Path(path)) if self.streaming else None
 
     def _map_dense(self, path: Path) -> np.ndarray | None:
@@ -160,7 +196,7 @@ class H5adBatches:
             ]
             rows = np.concatenate([np.arange(s, e) for s, e in chunks])
             buf = self._read_buffer(chunks)
-            perm = rng.permutation(len(rows))
+            perm = run_permutation(len(rows), self.run_rows, rng)
             last = b + self.buffer_blocks >= len(order)
             first = self.batch_size - len(carry_rows)
             if len(carry_rows):

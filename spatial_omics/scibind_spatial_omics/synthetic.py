@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["make_synthetic_visium", "make_synthetic_xenium"]
+__all__ = ["make_synthetic_visium", "make_synthetic_xenium", "write_transcripts"]
 
 SPOT_DIAMETER_FULLRES = 89.0
 SPOT_SPACING_UM = 100.0
@@ -169,7 +169,8 @@ def make_synthetic_xenium(
         angle_deg: Rotation of the alignment.
         offset_um: Xenium coordinates of H&E pixel (0, 0).
         cells_format: ``"parquet"`` or ``"csv.gz"``.
-        matrix_format: ``"h5"`` (10x) or ``"csv"``.
+        matrix_format: ``"h5"`` (10x), ``"csv"`` or ``"transcripts"`` (``transcripts.parquet`` only, see
+            :func:`write_transcripts`).
         seed: Random seed.
     """
     import pandas as pd
@@ -231,9 +232,95 @@ def make_synthetic_xenium(
             [f"ENSG9{j:010d}" for j in range(n_genes)] + ["NegControlProbe_00001", "NegControlProbe_00002"],
             ["Gene Expression"] * n_genes + ["Negative Control Probe"] * 2,
         )
+    elif matrix_format == "transcripts":
+        write_transcripts(out / "transcripts.parquet", counts, ids, genes, alignment, px_col, px_row, rng)
     else:
         table = pd.DataFrame(counts, columns=genes)
         table.insert(0, "cell_id", ids)
         table.to_csv(out / "cell_feature_matrix.csv", index=False)
     (out / "experiment.xenium").write_text(json.dumps({"pixel_size": 0.2125}), encoding="utf-8")
     return out
+
+
+def write_transcripts(
+    path: Path,
+    counts: np.ndarray,
+    cell_ids: list[str],
+    genes: list[str],
+    alignment: np.ndarray,
+    px_col: np.ndarray,
+    px_row: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    binary: bool = False,
+) -> None:
+    """Write a Xenium ``transcripts.parquet`` whose Q20, in-cell, gene molecules are exactly ``counts``.
+
+    Columns as Xenium Onboard Analysis writes them: ``transcript_id``, ``cell_id``, ``overlaps_nucleus``,
+    ``feature_name``, ``x_location``, ``y_location``, ``z_location`` (µm), ``qv``, ``fov_name``,
+    ``nucleus_distance``, ``codeword_index``, ``is_gene``. Besides the counted molecules it adds some that
+    must not be counted: low quality (``qv < 20``), ``UNASSIGNED`` to a cell, and control probes/codewords
+    (``NegControlProbe_*``, ``NegControlCodeword_*``, ``UnassignedCodeword_*``, ``BLANK_*``).
+
+    Args:
+        path: The file.
+        counts: ``int[cells, genes]``.
+        cell_ids: Cell ids (rows of ``counts``).
+        genes: Gene names (columns).
+        alignment: H&E pixel -> µm matrix (molecules are placed near their cell's centre).
+        px_col: Cell centre columns (H&E pixels).
+        px_row: Cell centre rows.
+        rng: Random generator.
+        binary: Store ``cell_id``/``feature_name`` as binary (old Xenium files).
+    """
+    import pandas as pd
+
+    cell_of, gene_of = np.nonzero(counts)
+    reps = counts[cell_of, gene_of]
+    cells = np.repeat(np.asarray(cell_ids, dtype=object)[cell_of], reps)
+    features = np.repeat(np.asarray(genes, dtype=object)[gene_of], reps)
+    qv = rng.uniform(20.0, 40.0, len(cells))
+    extra = max(10, len(cells) // 10)
+    pick = rng.integers(0, len(cell_ids), extra)
+    controls = ["NegControlProbe_00001", "NegControlCodeword_0500", "UnassignedCodeword_0042", "BLANK_0007"]
+    cells = np.concatenate(
+        [
+            cells,
+            np.asarray(cell_ids, dtype=object)[pick],  # low quality
+            np.full(extra, "UNASSIGNED", dtype=object),  # outside every cell
+            np.asarray(cell_ids, dtype=object)[rng.integers(0, len(cell_ids), extra)],  # controls
+        ]
+    )
+    features = np.concatenate(
+        [
+            features,
+            np.asarray(genes, dtype=object)[rng.integers(0, len(genes), extra)],
+            np.asarray(genes, dtype=object)[rng.integers(0, len(genes), extra)],
+            np.asarray(controls, dtype=object)[rng.integers(0, len(controls), extra)],
+        ]
+    )
+    qv = np.concatenate([qv, rng.uniform(0.0, 19.9, extra), rng.uniform(20.0, 40.0, 2 * extra)])
+    index = {c: i for i, c in enumerate(cell_ids)}
+    centre = np.array([index.get(c, 0) for c in cells])
+    um = alignment @ np.vstack([px_col[centre], px_row[centre], np.ones(len(cells))])
+    order = rng.permutation(len(cells))
+    frame = pd.DataFrame(
+        {
+            "transcript_id": np.arange(len(cells), dtype=np.uint64) + 281474976710657,
+            "cell_id": cells,
+            "overlaps_nucleus": rng.integers(0, 2, len(cells)).astype(np.uint8),
+            "feature_name": features,
+            "x_location": um[0] + rng.normal(0, 1.5, len(cells)),
+            "y_location": um[1] + rng.normal(0, 1.5, len(cells)),
+            "z_location": rng.uniform(10, 25, len(cells)),
+            "qv": qv,
+            "fov_name": "A1",
+            "nucleus_distance": rng.uniform(0, 5, len(cells)),
+            "codeword_index": rng.integers(0, 500, len(cells)).astype(np.int32),
+            "is_gene": ~pd.Series(features).str.startswith(("NegControl", "Unassigned", "BLANK")).to_numpy(),
+        }
+    ).iloc[order]
+    if binary:
+        frame["cell_id"] = [c.encode() for c in frame["cell_id"]]
+        frame["feature_name"] = [f.encode() for f in frame["feature_name"]]
+    frame.to_parquet(path, index=False)

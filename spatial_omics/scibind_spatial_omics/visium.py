@@ -31,6 +31,7 @@ __all__ = [
     "VisiumSample",
     "crop_patch",
     "load_image",
+    "load_spot_image",
     "read_positions",
     "read_scalefactors",
     "read_visium",
@@ -54,22 +55,42 @@ POSITION_COLUMNS = (
 class SpotImage:
     """An H&E image of the section and how its pixels relate to full resolution.
 
+    Exactly one of ``pixels`` (the image loaded whole) and ``slide`` (read region by region through the
+    pathology plugin, :mod:`scibind_spatial_omics.he_slides`) is set.
+
     Attributes:
         path: The image file (or the h5ad it was stored in).
         name: ``"fullres"``, ``"hires"`` or ``"lowres"``.
         scalef: Image pixels per full-resolution pixel (1 for the full-resolution image).
-        pixels: ``uint8[H, W, 3]``.
+        pixels: ``uint8[H, W, 3]``, or ``None`` when read through ``slide``.
+        slide: An open ``scibind_pathology.slide.Slide`` (level 0 = this image), or ``None``.
     """
 
     path: Path
     name: str
     scalef: float
-    pixels: np.ndarray
+    pixels: np.ndarray | None = None
+    slide: Any = None
+
+    @property
+    def reader(self) -> str:
+        """``"pathology"`` (regions through the slide reader) or ``"plain"`` (loaded whole)."""
+        return "plain" if self.slide is None else "pathology"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` in pixels."""
+        if self.slide is not None:
+            width, height = self.slide.dimensions
+            return int(height), int(width)
+        assert self.pixels is not None
+        return int(self.pixels.shape[0]), int(self.pixels.shape[1])
 
     @property
     def is_blank(self) -> bool:
         """Whether the image is one flat colour (Space Ranger placeholders, test fixtures)."""
-        return bool(self.pixels.size == 0 or self.pixels.min() == self.pixels.max())
+        pixels = self.slide.thumbnail(256) if self.slide is not None else self.pixels
+        return bool(pixels is None or pixels.size == 0 or pixels.min() == pixels.max())
 
 
 @dataclass
@@ -85,6 +106,7 @@ class VisiumSample:
             :meth:`image`.
         matrix_path: The expression matrix (10x ``.h5`` or ``.h5ad``).
         source: The folder or file the sample was read from.
+        he_reader: How the full-resolution image is read (``"auto"``, ``"pathology"``, ``"plain"``).
     """
 
     name: str
@@ -95,6 +117,7 @@ class VisiumSample:
     source: Path
     _loaded: dict[str, SpotImage] | None = None
     _inline: dict[str, np.ndarray] | None = None
+    he_reader: str = "auto"
 
     @property
     def mpp_fullres(self) -> float:
@@ -134,13 +157,17 @@ class VisiumSample:
             )
         for candidate in names:
             if candidate not in self._loaded:
-                pixels = (
-                    self._inline[candidate]
+                scalef = self.scalef(candidate)
+                self._loaded[candidate] = (
+                    SpotImage(self.images[candidate], candidate, scalef, self._inline[candidate])
                     if self._inline and candidate in self._inline
-                    else load_image(self.images[candidate])
-                )
-                self._loaded[candidate] = SpotImage(
-                    self.images[candidate], candidate, self.scalef(candidate), pixels
+                    else load_spot_image(
+                        self.images[candidate],
+                        candidate,
+                        scalef,
+                        mpp_um=self.mpp_fullres / scalef,
+                        he_reader=self.he_reader if candidate == "fullres" else "plain",
+                    )
                 )
             if name != "auto" or not self._loaded[candidate].is_blank:
                 return self._loaded[candidate]
@@ -207,6 +234,30 @@ def load_image(path: Path) -> np.ndarray:
     except Exception as exc:
         raise ReadError(f"cannot read the image ({type(exc).__name__}: {exc})", path=path) from exc
     return as_rgb_uint8(array, path)
+
+
+def load_spot_image(
+    path: Path, name: str, scalef: float, *, mpp_um: float, he_reader: str = "auto"
+) -> SpotImage:
+    """Open an H&E as a :class:`SpotImage`: through the pathology plugin's slide reader or loaded whole.
+
+    Args:
+        path: The image file.
+        name: ``"fullres"``, ``"hires"``, ``"lowres"``.
+        scalef: Image pixels per full-resolution pixel.
+        mpp_um: µm/px of this image from the spatial geometry (the slide's unit when the file has none).
+        he_reader: ``"auto"``, ``"pathology"`` or ``"plain"`` (:mod:`scibind_spatial_omics.he_slides`).
+
+    Raises:
+        ReadError: The file is missing or unreadable.
+        ConfigError: Bad ``he_reader``, or ``"pathology"`` without the plugin.
+    """
+    from scibind_spatial_omics.he_slides import open_he_slide
+
+    slide = open_he_slide(path, mpp_um=mpp_um, reader=he_reader)
+    if slide is not None:
+        return SpotImage(Path(path), name, scalef, slide=slide)
+    return SpotImage(Path(path), name, scalef, load_image(path))
 
 
 def as_rgb_uint8(array: np.ndarray, path: Path) -> np.ndarray:
@@ -300,6 +351,7 @@ def read_visium(
     *,
     fullres_image: str | Path | None = None,
     name: str | None = None,
+    he_reader: str = "auto",
 ) -> VisiumSample:
     """Read a Space Ranger ``outs/`` folder.
 
@@ -307,6 +359,8 @@ def read_visium(
         folder: The folder holding ``filtered_feature_bc_matrix.h5`` and ``spatial/``.
         fullres_image: The full-resolution H&E (TIFF/JPEG/PNG) the positions refer to, when available.
         name: Sample name (default: the folder name).
+        he_reader: How the full-resolution image is read: ``"auto"`` (through the pathology plugin's slide
+            reader when installed and the file is a slide, else whole), ``"pathology"`` or ``"plain"``.
 
     Raises:
         ReadError: A required file is missing or malformed; the message names it.
@@ -352,6 +406,7 @@ def read_visium(
         images=images,
         matrix_path=matrix,
         source=folder,
+        he_reader=he_reader,
     )
 
 
@@ -361,6 +416,7 @@ def visium_from_h5ad(
     fullres_image: str | Path | None = None,
     library_id: str | None = None,
     name: str | None = None,
+    he_reader: str = "auto",
 ) -> VisiumSample:
     """A Visium sample from an AnnData file with ``obsm['spatial']`` and ``uns['spatial'][library_id]``.
 
@@ -371,6 +427,7 @@ def visium_from_h5ad(
         fullres_image: The full-resolution image those pixels refer to.
         library_id: Key of ``uns['spatial']`` (default: the only one).
         name: Sample name (default: the library id).
+        he_reader: How ``fullres_image`` is read (see :func:`read_visium`).
 
     Raises:
         ReadError: No ``obsm['spatial']``, no or ambiguous library, no scale factors.
@@ -424,20 +481,22 @@ def visium_from_h5ad(
         matrix_path=path,
         source=path,
         _inline=inline,
+        he_reader=he_reader,
     )
 
 
 def crop_patch(image: SpotImage, centre_rc: tuple[float, float], size_px: float, out_px: int) -> np.ndarray:
     """Crop a square of ``size_px`` image pixels centred on ``centre_rc`` and resize it to ``out_px``.
 
-    Parts of the square outside the image are filled with white (slide background).
+    Parts of the square outside the image are filled with white (slide background). An image read through
+    the pathology plugin decodes only the square, from the coarsest pyramid level fine enough for ``out_px``.
 
     Raises:
         ReadError: The centre itself lies outside the image (positions and image do not belong together).
     """
     from PIL import Image
 
-    height, width = image.pixels.shape[:2]
+    height, width = image.shape
     row, col = centre_rc
     if not (0 <= row < height and 0 <= col < width):
         raise ReadError(
@@ -449,6 +508,11 @@ def crop_patch(image: SpotImage, centre_rc: tuple[float, float], size_px: float,
     half = size_px / 2.0
     top, left = int(np.floor(row - half)), int(np.floor(col - half))
     side = max(1, round(size_px))
+    if image.slide is not None:
+        from scibind_spatial_omics.he_slides import slide_patch
+
+        return slide_patch(image.slide, top, left, side, out_px)
+    assert image.pixels is not None
     canvas = np.full((side, side, 3), 255, dtype=np.uint8)
     r0, c0 = max(top, 0), max(left, 0)
     r1, c1 = min(top + side, height), min(left + side, width)

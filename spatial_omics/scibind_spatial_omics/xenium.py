@@ -6,6 +6,8 @@ Layout read (Xenium Onboard Analysis output, plus the H&E registered in Xenium E
     cell_feature_matrix.h5                     counts, cells x features (10x HDF5; only 'Gene Expression'
                                                features are kept: control probes/codewords are dropped)
       or cell_feature_matrix.h5ad / .parquet / .csv   (a cell x gene table: cell_id + one column per gene)
+      or transcripts.parquet                   one row per molecule, counted per cell (qv >= 20, genes
+                                               only; :mod:`scibind_spatial_omics.transcripts`)
     *_he_image.ome.tif | *he_image*.{tif,png,jpg}     the H&E (or give he_image=)
     *alignment.csv                             3x3 affine, H&E pixels (x, y, 1) -> Xenium µm (x, y, 1)
     experiment.xenium                          JSON; pixel_size (µm per morphology pixel), when the
@@ -29,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from scibind.errors import ReadError
 
-from scibind_spatial_omics.visium import SpotImage, load_image
+from scibind_spatial_omics.visium import SpotImage, load_spot_image
 
 __all__ = [
     "XENIUM_PIXEL_SIZE_UM",
@@ -50,6 +52,7 @@ MATRIX_FILES = (
     "cell_feature_matrix.parquet",
     "cell_feature_matrix.csv.gz",
     "cell_feature_matrix.csv",
+    "transcripts.parquet",
 )
 
 
@@ -140,6 +143,8 @@ class XeniumSample:
         images: ``{"fullres": H&E path}`` (the H&E is the full-resolution image: scale factor 1).
         matrix_path: The expression file (10x ``.h5``, ``.h5ad`` or a cell x gene table).
         source: The folder.
+        he_reader: How the H&E is read (``"auto"``, ``"pathology"``, ``"plain"``; see
+            :mod:`scibind_spatial_omics.he_slides`).
     """
 
     name: str
@@ -149,6 +154,7 @@ class XeniumSample:
     matrix_path: Path
     source: Path
     _image: SpotImage | None = None
+    he_reader: str = "auto"
 
     @property
     def mpp_fullres(self) -> float:
@@ -165,7 +171,9 @@ class XeniumSample:
             raise ReadError(f"a Xenium sample has one H&E image; got image={name!r}", path=self.source)
         if self._image is None:
             path = self.images["fullres"]
-            self._image = SpotImage(path, "fullres", 1.0, load_image(path))
+            self._image = load_spot_image(
+                path, "fullres", 1.0, mpp_um=self.mpp_fullres, he_reader=self.he_reader
+            )
         return self._image
 
     def spot_pixels(self, image: SpotImage, barcodes: list[str] | None = None) -> np.ndarray:
@@ -179,11 +187,17 @@ class XeniumSample:
         Raises:
             ReadError: Unreadable matrix, or a table without ``cell_id``.
         """
-        return read_cell_matrix(self.matrix_path)
+        return read_cell_matrix(self.matrix_path, cells=[str(c) for c in self.positions.index])
 
 
-def read_cell_matrix(path: Path) -> Any:
+def read_cell_matrix(path: Path, cells: list[str] | None = None) -> Any:
     """A Xenium cell x feature matrix as AnnData, keeping ``Gene Expression`` features of 10x files.
+
+    A ``transcripts.parquet`` is counted per cell (:mod:`scibind_spatial_omics.transcripts`).
+
+    Args:
+        path: The matrix, table or transcripts file.
+        cells: Row order for a transcripts file (cells without molecules get zero rows).
 
     Raises:
         ReadError: Unreadable file, or a table without ``cell_id``.
@@ -196,6 +210,10 @@ def read_cell_matrix(path: Path) -> Any:
 
     path = Path(path)
     name = path.name.lower()
+    if name.endswith("transcripts.parquet"):
+        from scibind_spatial_omics.transcripts import count_transcripts
+
+        return count_transcripts(path, cells=cells)
     if name.endswith((".h5", ".h5ad")):
         matrix = ExpressionMatrix.open(path)
         adata = to_anndata(matrix)
@@ -236,6 +254,7 @@ def read_xenium(
     alignment: str | Path | None = None,
     alignment_units: Literal["um", "pixels"] = "um",
     name: str | None = None,
+    he_reader: str = "auto",
 ) -> XeniumSample:
     """Read a Xenium folder (cell table + cell feature matrix) and its registered H&E.
 
@@ -246,6 +265,8 @@ def read_xenium(
         alignment_units: What the matrix maps H&E pixels to: ``"um"`` (Xenium coordinates) or ``"pixels"``
             of the morphology image (then scaled by ``pixel_size`` of ``experiment.xenium``, default 0.2125).
         name: Sample name (default: the folder name).
+        he_reader: How the H&E is read: ``"auto"`` (through the pathology plugin's slide reader when
+            installed and OpenSlide reads the file, else whole), ``"pathology"`` or ``"plain"``.
 
     Raises:
         ReadError: A file is missing or malformed, or most cells fall outside the H&E; names the file.
@@ -293,8 +314,9 @@ def read_xenium(
         images={"fullres": image_path},
         matrix_path=matrix_file,
         source=folder,
+        he_reader=he_reader,
     )
-    height, width = sample.image().pixels.shape[:2]
+    height, width = sample.image().shape
     inside = (px[:, 1] >= 0) & (px[:, 1] < height) & (px[:, 0] >= 0) & (px[:, 0] < width)
     if len(cells) and inside.mean() < 0.5:
         raise ReadError(

@@ -14,7 +14,7 @@ from scibind.errors import DataError, ReadError
 from scibind_spatial_omics.matrix import ExpressionMatrix
 from scibind_spatial_omics.panels import harmonize
 from scibind_spatial_omics.reader import ExpressionReader, split_row_ref
-from scibind_spatial_omics.streaming import H5adBatches
+from scibind_spatial_omics.streaming import H5adBatches, run_permutation
 
 from .conftest import write_h5ad
 
@@ -119,3 +119,46 @@ def test_streamed_epoch_visits_every_row_once(tmp_path: Path, sparse: bool):
     assert order.tolist() != list(range(1000))  # shuffled
     first = np.concatenate([r for r, _ in batches.epoch(1)])
     assert first.tolist() != order.tolist()  # a new order each epoch
+
+
+@given(st.integers(0, 300), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_run_permutation_keeps_runs_of_consecutive_rows(n_rows: int, run_rows: int, seed: int):
+    perm = run_permutation(n_rows, run_rows, np.random.default_rng(seed))
+    assert sorted(perm.tolist()) == list(range(n_rows))
+
+    def grouped(shift: int) -> bool:
+        run = (perm + run_rows - shift) // run_rows  # run of each position for this boundary offset
+        changes = np.flatnonzero(np.diff(run) != 0)
+        ascending = bool(np.all(np.diff(perm)[np.diff(run) == 0] == 1))
+        return ascending and len(changes) + 1 == len(set(run.tolist()))  # each run in one stretch
+
+    assert n_rows == 0 or any(grouped(shift) for shift in range(run_rows))
+
+
+def test_run_permutation_shuffles_runs_uniformly():
+    rng = np.random.default_rng(0)
+    first = np.array([run_permutation(64, 8, rng)[0] for _ in range(4000)])
+    starts = np.bincount(first // 8, minlength=8) / len(first)
+    # offset 0 (p = 1/8): 8 runs of 8; other offsets: 9 runs, the short head run also counting in bin 0
+    expected = np.full(8, 1 / 8 * 1 / 8 + 7 / 8 * 1 / 9)
+    expected[0] = 1 / 8 * 1 / 8 + 7 / 8 * 2 / 9
+    np.testing.assert_allclose(starts, expected, atol=0.02)  # every run equally likely to come first
+    assert len(set(first.tolist())) > 8  # and run boundaries move (random offset)
+
+
+def test_streamed_runs_are_contiguous_rows(tmp_path: Path):
+    x = np.random.default_rng(2).random((1000, 5), dtype=np.float32)
+    write_h5ad(tmp_path / "m.h5ad", x)
+    batches = H5adBatches(
+        tmp_path / "m.h5ad", 64, block_size=100, buffer_blocks=3, run_rows=8, memory_budget_mb=0
+    )
+    seen = []
+    for rows, values in batches.epoch(0):
+        np.testing.assert_array_equal(values, x[rows])
+        seen.append(rows)
+    order = np.concatenate(seen)
+    assert sorted(order.tolist()) == list(range(1000))
+    steps = np.diff(order)
+    assert 0.6 < float(np.mean(steps == 1)) < 7 / 8 + 0.01  # runs of <= 8 consecutive rows
+    single = np.concatenate([r for r, _ in H5adBatches(tmp_path / "m.h5ad", 64, memory_budget_mb=0)])
+    assert float(np.mean(np.diff(single) == 1)) < 0.05

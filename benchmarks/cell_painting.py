@@ -11,7 +11,13 @@ CLOOME part (``--part cloome``, needs scibind-molecules): ``cell_painting/cloome
 compounds held out) with InfoLOOB + Hopfield, InfoLOOB alone and CLIP; molecule <-> profile mAP of the
 held-out compounds against chance, and replicate mAP of raw vs learned profiles.
 
-    python benchmarks/cell_painting.py [--part lincs|cloome|all] [--steps 300] [--data ../shared/data]
+Images part (``--part images``): on the same synthetic five-channel plates (48 px fields, spaced cells),
+fields vs single-cell crops (``cell_painting/synthetic-cells-clip``: nuclei found on DNA, one record per
+cell) as the image unit, scored per record and per well (mean embedding of a well's fields or cells); and
+``cell_painting/cloome-images`` (needs scibind-molecules): molecule <-> image mAP on compounds held out of
+training, against chance.
+
+    python benchmarks/cell_painting.py [--part lincs|cloome|images|all] [--steps 300] [--data ../shared/data]
 """
 
 from __future__ import annotations
@@ -36,12 +42,14 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--part", choices=("lincs", "cloome", "all"), default="all")
+    parser.add_argument("--part", choices=("lincs", "cloome", "images", "all"), default="all")
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = parser.parse_args()
+    if args.part in ("images", "all"):
+        images()
     if args.part in ("cloome", "all"):
         cloome()
-    if args.part == "cloome":
+    if args.part in ("cloome", "images"):
         return
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lincs"
@@ -112,6 +120,54 @@ def cloome(steps: int = 200) -> None:
     print("| chance | " + " | ".join(f"{chance[k]:.3f}" for k in keys) + " | |")
     print(f"| raw profile features (cosine) | | | | {raw.mean:.3f} | |")
     print(f"\n{len(frame)} eval wells of {frame['compound'].nunique()} held-out compounds\n")
+
+
+SPACED_PLATES = {"size_px": 48, "crop_px": 20, "cells_per_field": 5, "min_cell_distance_px": 11}
+"""Dataset options shared by the field and cell runs of ``images``, so both see the same TIFF files."""
+
+
+def images() -> None:
+    """Print fields vs single cells as the image unit, and CLOOME image <-> molecule on held-out compounds."""
+    import importlib.util
+
+    import pandas as pd
+    from scibind.train.recipe import load_recipe
+    from scibind.train.trainer import train
+
+    plates = [f"data.dataset_kwargs.{k}={v}" for k, v in SPACED_PLATES.items()]
+    units = (
+        ("fields (site tiles, 48 px)", "cell_painting/synthetic-plates-clip", plates),
+        ("single cells (20 px crops)", "cell_painting/synthetic-cells-clip", []),
+    )
+    keys = ("cells/perturbation", "cells@well_id/perturbation")
+    print("| image unit | train records | mAP per record | mAP per well | zero-shot accuracy | seconds |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, recipe_name, overrides) in enumerate(units):
+            start = time.perf_counter()
+            run = Path(tmp) / f"unit{i}"
+            metrics = train(load_recipe(recipe_name, overrides), run).metrics
+            seconds = time.perf_counter() - start
+            n_train = int((pd.read_csv(run / "data" / "manifest.csv")["split"] == "train").sum())
+            cells = " | ".join(
+                f"{metrics[f'map/{k}/mAP']:.3f} ({metrics[f'map/{k}/mAP_chance']:.3f})" for k in keys
+            )
+            zero_shot = metrics["zero_shot/cells/accuracy"]
+            print(f"| {name} | {n_train} | {cells} | {zero_shot:.3f} (0.125) | {seconds:.0f} |")
+        if importlib.util.find_spec("scibind_molecules") is None:
+            print("\nscibind-molecules is not installed: skipping cell_painting/cloome-images")
+            return
+        start = time.perf_counter()
+        metrics = train(load_recipe("cell_painting/cloome-images", []), Path(tmp) / "cloome").metrics
+        seconds = time.perf_counter() - start
+    keys = ("molecule->cells/perturbation", "cells->molecule/perturbation", "molecule->cells/moa")
+    print(f"\ncell_painting/cloome-images, 6 held-out compounds ({seconds:.0f} s); chance in brackets\n")
+    print("| " + " | ".join(keys) + " |\n|---|---|---|")
+    print(
+        "| "
+        + " | ".join(f"{metrics[f'map/{k}/mAP']:.3f} ({metrics[f'map/{k}/mAP_chance']:.3f})" for k in keys)
+        + " |"
+    )
 
 
 if __name__ == "__main__":

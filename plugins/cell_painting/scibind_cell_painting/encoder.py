@@ -97,13 +97,32 @@ class ChannelwiseEncoder(nn.Module):
         mask = data.get("mask")
         if mask is None:
             mask = torch.ones(channels.shape, dtype=torch.bool, device=channels.device)
+        elif mask.shape != channels.shape or mask.dtype != torch.bool:
+            raise ShapeError(
+                f"mask {tuple(mask.shape)} ({mask.dtype}) does not fit channels {tuple(channels.shape)}: "
+                "expected bool[n, C]"
+            )
+        elif not bool(mask.any(1).all()):
+            raise ShapeError(
+                f"fields {torch.nonzero(~mask.any(1)).flatten().tolist()} of the batch have no channel; "
+                "every field needs at least one"
+            )
         device = self.head.weight.device
         return pixels.to(device=device, dtype=self.head.weight.dtype), channels.to(device), mask.to(device)
 
+    def token_mask(self, data: Any) -> torch.Tensor:
+        """Which channel slots hold a real channel, ``bool[n, C]`` (``False`` at the collate's padding).
+
+        Fields of one batch may carry different channel subsets; :func:`scibind_cell_painting.collate.
+        collate_fields` pads the shorter ones, and these slots must count for nothing downstream.
+        """
+        return self._unpack(data)[2]
+
     def forward_tokens(self, data: Any) -> torch.Tensor:
-        """One token per channel slot, ``[n, C, embed_dim]`` (padded slots included; see ``data['mask']``)."""
-        pixels, channels, _ = self._unpack(data)
-        return self.head(self._channel_tokens(pixels, channels))
+        """One token per channel slot, ``[n, C, embed_dim]``; padded slots (:meth:`token_mask`) are zero."""
+        pixels, channels, mask = self._unpack(data)
+        tokens = self.head(self._channel_tokens(pixels, channels))
+        return tokens * mask[..., None].to(tokens.dtype)
 
     def _channel_tokens(self, pixels: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
         if self.pool_px > 1:

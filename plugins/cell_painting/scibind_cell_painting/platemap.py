@@ -103,7 +103,10 @@ def annotate_wells(
     Args:
         frame: Rows with a ``well`` column (e.g. :func:`scibind_cell_painting.fields.fields_frame`).
         platemap: From :func:`read_platemap`.
-        compounds: From :func:`read_compounds`, joined on ``key``; ``None`` to skip.
+        compounds: From :func:`read_compounds`, joined on ``key``; ``None`` to skip. Wells without a ``key``
+            (JUMP-Target leaves the DMSO wells empty) take the table's row without a ``key`` when it has one
+            (JUMP-Target's DMSO row: ``control_type`` ``negcon``, SMILES ``C[S+](C)[O-]``), as pandas
+            matches missing keys to each other.
         key: Perturbation id column shared by the plate map and the compound table.
         platemap_name: How messages name the plate map (its path).
         allow_unmapped: Wells allowed to be absent from the plate map (their metadata stays empty).

@@ -44,7 +44,7 @@ def scibind_register_modalities(register: Register) -> None:
 
 @hookimpl
 def scibind_register_readers(register: Register) -> None:
-    """Cell Painting fields: per-channel files of a manifest row, or one multi-channel (OME-)TIFF."""
+    """Cell Painting fields (per-channel files of a manifest row, or a multi-channel (OME-)TIFF) and cells."""
     register(
         ReaderSpec(
             "field",
@@ -53,6 +53,17 @@ def scibind_register_readers(register: Register) -> None:
             modality="cell_painting_image",
             factory="scibind_cell_painting.reader:FieldReader",
             patterns=("*.ome.tif", "*.ome.tiff"),
+            requires=TIFF,
+        )
+    )
+    register(
+        ReaderSpec(
+            "cell",
+            "One cell of a Cell Painting field: a square crop of every channel around the nucleus centre "
+            "<view>.y_px / <view>.x_px (single_cell_manifest writes them); set crop_px",
+            modality="cell_painting_image",
+            factory="scibind_cell_painting.cell_reader:CellReader",
+            priority=-1,  # manifest values only; cell_painting/field stays the modality's default reader
             requires=TIFF,
         )
     )
@@ -137,13 +148,22 @@ def scibind_register_heads(register: Register) -> None:
 
 @hookimpl
 def scibind_register_model_configs(register: Register) -> None:
-    """The demo recipe, the profile <-> text recipe and the CLOOME profile / image <-> molecule recipes."""
+    """The demo recipe, its single-cell variant, profiles <-> text and CLOOME profile / image <-> molecule."""
     register(
         RecipeSpec(
             "synthetic-plates-clip",
             "Five-channel synthetic plates <-> perturbation text, multi-positive CLIP, mAP; CPU",
             source="scibind_cell_painting:recipes/synthetic-plates-clip.yaml",
             demo=True,
+            requires=TIFF,
+        )
+    )
+    register(
+        RecipeSpec(
+            "synthetic-cells-clip",
+            "Single-cell crops (nuclei found on DNA) of synthetic plates <-> perturbation text; mAP of cells "
+            "and of wells (mean cell embedding per well); CPU",
+            source="scibind_cell_painting:recipes/synthetic-cells-clip.yaml",
             requires=TIFF,
         )
     )
@@ -167,7 +187,7 @@ def scibind_register_model_configs(register: Register) -> None:
         RecipeSpec(
             "cloome-images",
             "CLOOME: five-channel synthetic fields <-> molecular structures (molecules plugin), InfoLOOB, "
-            "molecule<->image mAP vs chance; CPU",
+            "molecule<->image mAP on held-out compounds vs chance; CPU",
             source="scibind_cell_painting:recipes/cloome-images.yaml",
             requires=MOLECULES,
         )
@@ -181,7 +201,7 @@ def scibind_register_datasets(register: Register) -> None:
         DatasetSpec(
             "synthetic-plates",
             "Five-channel Harmony-named TIFF fields, plate map and compound table; morphology follows the "
-            "compound, with plate effects",
+            "compound (or scaffold + side chain), with plate effects; held-out compounds; fields or cells",
             factory="scibind_cell_painting.synthetic:make_synthetic_plates",
             requires=TIFF,
         )

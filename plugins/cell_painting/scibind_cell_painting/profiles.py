@@ -151,8 +151,10 @@ def profiles_manifest(
         labels: Output label column -> metadata column (default: ``moa``, ``compound``, ``plate``, ``well``
             from the LINCS / JUMP names that exist).
         group: Metadata column whose values never cross splits (default: the compound); ``None``: wells.
-        controls: Metadata column -> value marking control wells (default ``{"Metadata_pert_type":
-            "control"}`` when that column exists); their text is ``"<value> control"``.
+        controls: Metadata column -> value marking control wells; their text is ``"<value> control"`` and
+            they get no molecule view. Default: ``{"Metadata_control_type": "negcon"}`` when that column
+            exists (JUMP-Target: the DMSO wells; positive controls are compounds with structures and keep
+            their text and SMILES), else ``{"Metadata_pert_type": "control"}`` when that one does (LINCS).
         eval_fraction: Fraction of groups in the ``eval`` split.
         seed: Split seed.
         drop_controls: Leave control wells out.
@@ -200,7 +202,11 @@ def profiles_manifest(
     if missing:
         raise ConfigError(f"{path}: no metadata column(s) {missing}; columns: {list(meta.columns)}")
     if controls is None:
-        controls = {"Metadata_pert_type": "control"} if "Metadata_pert_type" in meta.columns else {}
+        controls = {}
+        if "Metadata_control_type" in meta.columns:
+            controls = {"Metadata_control_type": "negcon"}
+        elif "Metadata_pert_type" in meta.columns:
+            controls = {"Metadata_pert_type": "control"}
     is_control = np.zeros(len(meta), dtype=bool)
     for column, value in controls.items():
         is_control |= meta[column].astype(str).to_numpy() == str(value)

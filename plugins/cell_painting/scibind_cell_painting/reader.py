@@ -164,6 +164,12 @@ class FieldReader(Reader):
         files: dict[str, Path] = {}
         illum: dict[str, Path] = {}
         named: set[str] = set()
+        if "y_px" in value or "x_px" in value:
+            raise ReadError(
+                "this record is a single cell (it has y_px / x_px centre fields); read its view with the "
+                "cell_painting/cell reader (towers.<view>.reader: cell_painting/cell)",
+                record=record_id or None,
+            )
         for key, item in value.items():
             is_illum = str(key).startswith(ILLUM_PREFIX)
             try:

@@ -78,3 +78,42 @@ def test_profile_table_errors(tmp_path):
     assert read_profiles(tmp_path / "nan.csv").dropped == ["f2"]
     with pytest.raises(ReadError, match="NaN"):
         read_profiles(tmp_path / "nan.csv", nan="error")
+
+
+def test_jump_target2_platemap_join_annotates_every_well_with_its_compound(shared_data_dir):
+    import csv
+
+    folder = shared_data_dir / "cellpainting/metadata"
+    platemap = read_platemap(folder / "JUMP-Target-2_compound_platemap.tsv")
+    compounds = read_compounds(folder / "JUMP-Target-2_compound_metadata.tsv")
+    joined = annotate_wells(platemap[["well"]], platemap, compounds).set_index("well")
+    assert len(joined) == 384 and joined["pert_iname"].notna().all() and joined["smiles"].notna().all()
+    empty = joined["broad_sample"].isna()  # JUMP-Target leaves DMSO wells empty; the table has a DMSO row
+    assert empty.sum() == 64
+    assert set(joined.loc[empty, "pert_iname"]) == {"DMSO"} and set(joined.loc[empty, "control_type"]) == {
+        "negcon"
+    }
+    treated = joined[~empty]
+    assert (
+        treated["broad_sample"].nunique() == 306 and treated["InChIKey"].nunique() == 301
+    )  # 5 compounds in two salt forms or batches
+    assert treated["control_type"].value_counts().to_dict() == {
+        "poscon_diverse": 28,
+        "poscon_cp": 26,
+        "poscon_orf": 6,
+    }
+    assert set(compounds["broad_sample"].dropna()) == set(
+        treated["broad_sample"]
+    )  # no compound left unplaced
+    # Every well against a plain reading of the two files: the join pairs each well with its own compound.
+    with open(folder / "JUMP-Target-2_compound_metadata.tsv", encoding="utf-8") as handle:
+        table = {row["broad_sample"]: row for row in csv.DictReader(handle, delimiter="\t")}
+    with open(folder / "JUMP-Target-2_compound_platemap.tsv", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            expected = table[row["broad_sample"] or "NA"]  # empty well = the table's "NA" (DMSO) row
+            got = joined.loc[row["well_position"]]
+            assert (got["smiles"], got["InChIKey"]) == (expected["smiles"], expected["InChIKey"]), row
+    assert (
+        joined.loc["A01", "smiles"] == "CCCCCCCCO"
+        and joined.loc["K05", "pert_iname"] == "fludarabine-phosphate"
+    )

@@ -1,4 +1,4 @@
-"""DICOM: single images, enhanced multi-frame objects and series folders -> :class:`Volume`.
+"""DICOM: single images, enhanced multi-frame objects (OCT included) and series folders -> :class:`Volume`.
 
 Geometry comes from the headers, never from file names: slices are sorted by their position along the
 slice normal, gaps and duplicates are errors, and the voxel-to-world affine is built from Image Position /
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scibind.errors import ReadError
 
+from scibind_medical_imaging.ophthalmic import is_ophthalmic, read_ophthalmic
 from scibind_medical_imaging.phi import safe_header
 from scibind_medical_imaging.volume import LPS_TO_RAS, Volume
 
@@ -195,6 +196,12 @@ def _frames(dataset: Any, path: Path, record_id: str) -> list[_Frame]:
     return frames
 
 
+def _has_patient_geometry(frames: list[_Frame]) -> bool:
+    return all(
+        f.position is not None and f.row_cosine is not None and f.pixel_spacing is not None for f in frames
+    )
+
+
 def _stack(
     frames: list[_Frame],
     dataset: Any,
@@ -211,9 +218,7 @@ def _stack(
             path=where,
             record=record_id or None,
         )
-    geometry_known = all(
-        f.position is not None and f.row_cosine is not None and f.pixel_spacing is not None for f in frames
-    )
+    geometry_known = _has_patient_geometry(frames)
     notes: dict[str, Any] = {}
     if geometry_known:
         row, col = frames[0].row_cosine, frames[0].col_cosine
@@ -285,6 +290,9 @@ def read_dicom(
 ) -> Volume:
     """Read one DICOM file: a single image (a one-slice volume) or an enhanced multi-frame volume.
 
+    Ophthalmic tomography (OCT) without patient-space positions is read by
+    :func:`scibind_medical_imaging.ophthalmic.read_ophthalmic` (voxel size from Pixel Measures).
+
     Args:
         path: The file.
         record_id: For error messages.
@@ -299,6 +307,18 @@ def read_dicom(
     if not is_image(dataset):
         raise ReadError(_not_image_reason(dataset), path=path, record=record_id or None)
     frames = _frames(dataset, path, record_id)
+    if is_ophthalmic(dataset) and not _has_patient_geometry(frames):
+        try:
+            return read_ophthalmic(
+                dataset,
+                np.stack([f.pixels for f in frames]),
+                where=path,
+                record_id=record_id,
+                header=safe_header(dataset),
+            )
+        except ReadError:
+            if assume_spacing_mm is None:
+                raise
     array, affine, notes = _stack(
         frames, dataset, where=path, record_id=record_id, assume_spacing_mm=assume_spacing_mm
     )

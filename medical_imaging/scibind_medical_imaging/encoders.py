@@ -2,9 +2,10 @@
 
 Every encoder takes the modality's collated batch (``float32[B, C, *spatial]``), optionally augments it
 while training (:class:`Augment`, applied on the device after collation, so eval is never augmented), and
-returns ``float32[B, embed_dim]``. The ViT also has ``forward_tokens`` (``[B, N, hidden]``) for token-level
-objectives. Pretrained weights come only from local safetensors files (or Hugging Face folders holding
-``model.safetensors``); nothing is downloaded and nothing is unpickled.
+returns ``float32[B, embed_dim]``. The ViT (patch tokens) and the ResNet (cells of the last feature map)
+also have ``forward_tokens`` (``[B, N, width]``) for token-level objectives. Pretrained weights come only
+from local safetensors files (or Hugging Face folders holding ``model.safetensors``); nothing is downloaded
+and nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ class ResNetEncoder(_MonaiEncoder):
             MedicalNet-style pretrained weights.
         conv1_size: Kernel size of the stem convolution.
         conv1_stride: Stride of the stem convolution (2 halves every axis before the max pool).
+        no_max_pool: Skip the stem's max pool (a finer final feature map: more tokens).
         weights: Local safetensors file or folder.
         strict_weights: Require every tensor to match.
         augment: :class:`Augment` options (training only).
@@ -176,6 +178,7 @@ class ResNetEncoder(_MonaiEncoder):
         norm: Any = ("group", {"num_groups": 8}),
         conv1_size: int = 7,
         conv1_stride: int = 2,
+        no_max_pool: bool = False,
         weights: str | Path | None = None,
         strict_weights: bool = True,
         augment: dict[str, Any] | None = None,
@@ -194,12 +197,26 @@ class ResNetEncoder(_MonaiEncoder):
             n_input_channels=in_channels,
             conv1_t_size=conv1_size,
             conv1_t_stride=conv1_stride,
+            no_max_pool=no_max_pool,
             feed_forward=False,
             norm=tuple(norm) if isinstance(norm, list) else norm,
         )
         self.embed_dim = int(widths[-1]) * (4 if block == "bottleneck" else 1)
         if weights is not None:
             load_weights(self.backbone, weights, strict=strict_weights)
+
+    def forward_tokens(self, data: torch.Tensor) -> torch.Tensor:
+        """One token per cell of the last stage's feature map: ``[B, N, embed_dim]``.
+
+        ``N`` is the product of the final grid (a 32^2 image with ``conv1_stride=1`` and ``no_max_pool``
+        gives 4 x 4 = 16 cells). :meth:`forward` is the mean of these tokens (global average pooling).
+        """
+        net = self.backbone
+        x = net.act(net.bn1(net.conv1(self._input(data))))
+        if not net.no_max_pool:
+            x = net.maxpool(x)
+        x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+        return x.flatten(2).transpose(1, 2)
 
     def forward(self, data: torch.Tensor) -> torch.Tensor:
         """Embed a batch ``[B, C, *spatial]`` -> ``[B, embed_dim]``."""

@@ -7,6 +7,7 @@ from scibind import (
     EncoderSpec,
     HeadSpec,
     ModalitySpec,
+    ObjectiveSpec,
     ReaderSpec,
     RecipeSpec,
     hookimpl,
@@ -175,14 +176,34 @@ def scibind_register_encoders(register: Register) -> None:
 
 
 @hookimpl
+def scibind_register_objectives(register: Register) -> None:
+    """MGCA: instance (core/clip) + token (core/filip) + disease (core/prototype) levels, weighted."""
+    register(
+        ObjectiveSpec(
+            "mgca",
+            "MGCA's three levels as one objective: weighted core/clip + core/filip (tokens) + core/prototype",
+            factory=f"{PKG}.mgca:MgcaObjective",
+        )
+    )
+
+
+@hookimpl
 def scibind_register_heads(register: Register) -> None:
-    """Zero-shot findings: per-finding AUROC from positive vs negative prompts."""
+    """Zero-shot findings (prompt AUROC) and multilinear-inner-product retrieval (Symile models)."""
     register(
         HeadSpec(
             "findings",
             "Zero-shot findings from positive vs negative text prompts: per-finding and macro AUROC",
             factory=f"{PKG}.findings:FindingsTask",
             task="findings",
+        )
+    )
+    register(
+        HeadSpec(
+            "mip-retrieval",
+            "Retrieve one view from two or more others by their multilinear inner product (core/symile)",
+            factory=f"{PKG}.mip:MipRetrievalTask",
+            task="retrieval",
         )
     )
 
@@ -219,17 +240,54 @@ def scibind_register_model_configs(register: Register) -> None:
             source=f"{PKG}:recipes/synthetic-ct-xray.yaml",
         )
     )
+    register(
+        RecipeSpec(
+            "synthetic-xray-mgca",
+            "Synthetic radiographs <-> reports, MGCA's instance + token (patch/word) + prototype levels",
+            source=f"{PKG}:recipes/synthetic-xray-mgca.yaml",
+        )
+    )
+    register(
+        RecipeSpec(
+            "synthetic-xray-more",
+            "Radiograph + clinical table <-> outcome text, three views with core/symile (MoRE-style)",
+            source=f"{PKG}:recipes/synthetic-xray-more.yaml",
+        )
+    )
+    register(
+        RecipeSpec(
+            "synthetic-oct-enface",
+            "Synthetic OCT cubes (DICOM OPT + NIfTI) <-> en-face images; 3D <-> 2D retrieval (OCTCube-M)",
+            source=f"{PKG}:recipes/synthetic-oct-enface.yaml",
+        )
+    )
 
 
 @hookimpl
 def scibind_register_datasets(register: Register) -> None:
-    """The synthetic chest CT dataset of the demo."""
+    """Synthetic chest CT (demo), chest radiographs with a clinical table, and retinal OCT cubes."""
     register(
         DatasetSpec(
             "synthetic-chest-ct",
             "Chest CT phantoms with one nodule (lobe, size, density) written as NIfTI and DICOM series, "
             "with templated reports and pseudonymous ids",
             factory=f"{PKG}.synthetic:make_synthetic_chest_ct",
+        )
+    )
+    register(
+        DatasetSpec(
+            "synthetic-chest-xray",
+            "Chest radiograph phantoms (PNG) with templated reports, a clinical table and an outcome that "
+            "depends on image and table jointly",
+            factory=f"{PKG}.synthetic_xray:make_synthetic_chest_xray",
+        )
+    )
+    register(
+        DatasetSpec(
+            "synthetic-oct",
+            "Retinal OCT cubes with one lesion (drusen, fluid, atrophy) written as DICOM Ophthalmic "
+            "Tomography and NIfTI, paired with en-face images",
+            factory=f"{PKG}.synthetic_oct:make_synthetic_oct",
         )
     )
 

@@ -24,7 +24,11 @@ from scibind_medical_imaging.volume import LPS_TO_RAS, Volume
 
 __all__ = [
     "NON_IMAGE_MODALITIES",
+    "SERIES_MEMBER",
     "SERIES_SUFFIX",
+    "member_series",
+    "series_groups",
+    "split_member",
     "dicom_files",
     "has_preamble",
     "read_dataset",
@@ -330,6 +334,60 @@ def dicom_files(folder: Path) -> list[Path]:
     """Regular, non-hidden files of a folder (not recursive), ``DICOMDIR`` excluded, sorted by name."""
     return sorted(
         p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name != "DICOMDIR"
+    )
+
+
+SERIES_MEMBER = "#"
+"""``<folder>#<file>`` addresses the image series of a mixed folder that holds ``<file>``."""
+
+
+def split_member(path: Path) -> tuple[Path, str] | None:
+    """``(folder, file name)`` when ``path`` is a ``<folder>#<file>`` series address, else ``None``."""
+    text = str(path)
+    folder, sep, member = text.rpartition(SERIES_MEMBER)
+    if not sep or not member or "/" in member or not Path(folder).is_dir():
+        return None
+    return Path(folder), member
+
+
+def series_groups(folder: Path) -> tuple[list[list[Path]], list[Path]]:
+    """Group a folder's DICOM image files by series, reading headers only.
+
+    Returns:
+        ``(series, unreadable)``: the image files of each series (sorted by name; series ordered by their
+        first file), and the files that look like DICOM (``.dcm`` or a ``DICM`` preamble) but cannot be
+        parsed. Documents (SR, presentation states, ...) and non-DICOM files are left out.
+    """
+    groups: dict[str, list[Path]] = {}
+    unreadable: list[Path] = []
+    for file in dicom_files(folder):
+        if file.suffix.lower() != ".dcm" and not has_preamble(file):
+            continue
+        try:
+            dataset = read_dataset(file, pixels=False)
+        except ReadError:
+            unreadable.append(file)
+            continue
+        if "Rows" not in dataset or str(dataset.get("Modality", "")).upper() in NON_IMAGE_MODALITIES:
+            continue
+        groups.setdefault(str(dataset.get("SeriesInstanceUID", "")), []).append(file)
+    return sorted(groups.values(), key=lambda files: files[0].name), unreadable
+
+
+def member_series(path: Path, record_id: str = "") -> list[Path]:
+    """The image files of the series that ``<folder>#<file>`` names (see :func:`series_groups`).
+
+    Raises:
+        ReadError: The file is not an image of any series in the folder.
+    """
+    folder, member = split_member(path) or (path.parent, path.name)
+    for files in series_groups(folder)[0]:
+        if any(f.name == member for f in files):
+            return files
+    raise ReadError(
+        f"{member!r} is not an image of a series in this folder; prepare the folder again to list its series",
+        path=folder,
+        record=record_id or None,
     )
 
 

@@ -20,11 +20,15 @@ from scibind.errors import ReadError
 
 from scibind_medical_imaging.cache import VolumeCache, content_digest
 from scibind_medical_imaging.dicom import (
+    SERIES_MEMBER,
     SERIES_SUFFIX,
     dicom_files,
+    member_series,
     read_dicom,
     read_dicom_series,
+    series_groups,
     series_listing,
+    split_member,
 )
 from scibind_medical_imaging.itkio import detached_data_files, is_itk, read_itk
 from scibind_medical_imaging.pipeline import (
@@ -55,7 +59,7 @@ def resolve_input(value: Any, base_dir: Path | None, record_id: str) -> Path:
     path = Path(str(value).strip()).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
-    if not path.exists():
+    if not path.exists() and split_member(path) is None:
         where = f" (relative paths resolve against the manifest folder {base_dir})" if base_dir else ""
         raise ReadError(f"no such file or folder{where}; fix the path", path=path, record=record_id or None)
     return path
@@ -68,6 +72,8 @@ def _is_nifti(path: Path) -> bool:
 
 def input_files(path: Path, record_id: str = "") -> list[Path]:
     """The files whose bytes make up the image at ``path`` (one file, a folder's files, a listing's)."""
+    if split_member(path) is not None:
+        return member_series(path, record_id)
     if path.is_dir():
         return dicom_files(path)
     if path.name.lower().endswith(SERIES_SUFFIX):
@@ -86,6 +92,13 @@ def load_volume(path: Path, pipeline: VolumePipeline, record_id: str = "") -> Vo
     from scibind_medical_imaging.nifti import read_nifti, read_tiff_stack
 
     name = path.name.lower()
+    if split_member(path) is not None:
+        return read_dicom_series(
+            member_series(path, record_id),
+            where=path,
+            record_id=record_id,
+            assume_spacing_mm=pipeline.assume_spacing_mm,
+        )
     if path.is_dir():
         return read_dicom_series(
             dicom_files(path), where=path, record_id=record_id, assume_spacing_mm=pipeline.assume_spacing_mm
@@ -220,6 +233,18 @@ class VolumeReader(Reader):
             data=torch.from_numpy(np.array(array, dtype=np.float32, copy=True)),
             meta={"source": str(path), "record": record_id, **meta, "cache": hit},
         )
+
+    def items(self, folder: Path) -> list[str]:
+        """``scibind prepare`` items of a DICOM folder: the folder, or one per series when it mixes several.
+
+        A mixed folder gives one ``<folder>#<first file>`` address per image series (no header value is
+        used in it) and each file that looks like DICOM but cannot be parsed as an item of its own, so
+        ``prepare`` quarantines it by name while the series go on. Reports and non-DICOM files are left out.
+        """
+        series, unreadable = series_groups(folder)
+        if len(series) <= 1 and not unreadable:
+            return [str(folder)]
+        return [f"{folder}{SERIES_MEMBER}{files[0].name}" for files in series] + [str(f) for f in unreadable]
 
     def prepare(self, path: Path, out_dir: Path) -> dict[str, Any]:
         """Read and preprocess ``path``; write ``volume.npy`` (float32 ``[1, I, J, K]``) and its summary."""

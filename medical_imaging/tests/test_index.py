@@ -80,7 +80,7 @@ def test_index_splits_series_and_writes_pseudonymous_manifest(
 
 
 def test_mixed_folder_becomes_one_prepared_item_per_series_and_bad_ones_are_quarantined(tmp_path: Path):
-    """``medical-index`` then ``prepare``: the route for a mixed export until core lets a reader split it."""
+    """``medical-index`` then ``prepare`` on its manifest; and ``prepare`` on the mixed folder itself."""
     from scibind.prepare import run_prepare
     from scibind_medical_imaging.index import index_dicom
 
@@ -116,3 +116,19 @@ def test_mixed_folder_becomes_one_prepared_item_per_series_and_bad_ones_are_quar
         for v in (tmp_path / "prepared" / "cache").rglob("volume.npy")
     )
     assert means == pytest.approx([float(np.mean(ramp_volume())) + 100 * n for n in (0, 1, 3)], abs=1e-3)
+
+    # The folder itself: the reader splits it into one item per series (Reader.items) plus the garbage file.
+    direct = run_prepare([str(export)], tmp_path / "direct")
+    assert (direct.prepared, direct.quarantined) == (3, 2)
+    bad = [json.loads(x) for x in (tmp_path / "direct" / "quarantine.jsonl").read_text().splitlines()]
+    reasons = sorted(b["reason"] for b in bad)
+    assert any(truncated_name in r for r in reasons) and any("garbage.dcm" in r for r in reasons)
+    direct_means = sorted(
+        round(float(np.load(v, allow_pickle=False).mean()), 3)
+        for v in (tmp_path / "direct" / "cache").rglob("volume.npy")
+    )
+    assert direct_means == means
+    output = b"".join(
+        p.read_bytes() for p in (tmp_path / "direct").rglob("*") if p.suffix in (".json", ".jsonl")
+    )
+    assert b"PAT-" not in output and b"1.2.9." not in output  # no patient id or UID in any summary

@@ -160,5 +160,9 @@ def test_streamed_runs_are_contiguous_rows(tmp_path: Path):
     assert sorted(order.tolist()) == list(range(1000))
     steps = np.diff(order)
     assert 0.6 < float(np.mean(steps == 1)) < 7 / 8 + 0.01  # runs of <= 8 consecutive rows
-    single = np.concatenate([r for r, _ in H5adBatches(tmp_path / "m.h5ad", 64, memory_budget_mb=0)])
+    single = np.concatenate(
+        [r for r, _ in H5adBatches(tmp_path / "m.h5ad", 64, run_rows=1, memory_budget_mb=0)]
+    )
+    default = np.concatenate([r for r, _ in H5adBatches(tmp_path / "m.h5ad", 64, memory_budget_mb=0)])
+    assert 0.6 < float(np.mean(np.diff(default) == 1)) < 7 / 8 + 0.01  # runs of 8 by default
     assert float(np.mean(np.diff(single) == 1)) < 0.05

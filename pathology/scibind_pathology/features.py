@@ -212,7 +212,13 @@ def extract_features(
         chunks = []
         with torch.no_grad():
             for _, tiles in iter_tile_batches(
-                slide_path, grid, batch_size=batch_size, workers=workers, slide_mpp=slide_mpp, slide=slide
+                slide_path,
+                grid,
+                batch_size=batch_size,
+                workers=workers,
+                slide_mpp=slide_mpp,
+                slide=slide,
+                copy=False,  # each batch is encoded before the next is asked for
             ):
                 batch = torch.from_numpy(tiles).permute(0, 3, 1, 2).to(device)
                 chunks.append(model(batch).float().cpu().numpy())

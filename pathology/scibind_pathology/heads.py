@@ -8,13 +8,14 @@ files and a label column) or the bags directly, so a lab can score its TRIDENT/C
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scibind.errors import ConfigError, DataError
 
-__all__ = ["ABMILClassifierTask", "fit_abmil"]
+__all__ = ["ABMILClassifierTask", "CrossValidation", "cross_validate_abmil", "fit_abmil"]
 
 
 def _load(source: Any, view: str, label: str) -> tuple[list[np.ndarray], list[str]]:
@@ -70,6 +71,85 @@ def fit_abmil(
     return model.eval()
 
 
+@dataclass
+class CrossValidation:
+    """Out-of-fold results of :func:`cross_validate_abmil`.
+
+    Attributes:
+        metrics: ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``n``, ``n_classes``.
+        classes: Class names, sorted; a class index refers to this list.
+        kept: Indices (into the input bags) of the slides scored: those of classes with 2+ slides.
+        predictions: Predicted class index of each kept slide, by the fold model that did not see it.
+        targets: True class index of each kept slide.
+        folds: The number of stratified folds used.
+    """
+
+    metrics: dict[str, float]
+    classes: list[str]
+    kept: list[int]
+    predictions: np.ndarray
+    targets: np.ndarray
+    folds: int
+
+
+def cross_validate_abmil(
+    bags: Sequence[np.ndarray],
+    labels: Sequence[str],
+    *,
+    folds: int = 5,
+    epochs: int = 40,
+    hidden_dim: int = 64,
+    lr: float = 2e-3,
+    seed: int = 0,
+) -> CrossValidation:
+    """Stratified k-fold ABMIL: every slide predicted by the fold model that did not see it.
+
+    Classes with fewer than two slides are left out; ``folds`` shrinks to the smallest class.
+
+    Raises:
+        DataError: Fewer than two classes with two slides each.
+    """
+    import torch
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    from scibind_pathology.bags import collate_bags
+
+    labels = [str(v) for v in labels]
+    classes, counts = np.unique(labels, return_counts=True)
+    keep_classes = set(classes[counts >= 2])
+    if len(keep_classes) < 2:
+        found = {str(c): int(n) for c, n in zip(classes, counts, strict=True)}
+        raise DataError(f"abmil-classifier needs two classes with 2+ slides each; got {found}")
+    keep = [i for i, v in enumerate(labels) if v in keep_classes]
+    kept_bags = [bags[i] for i in keep]
+    names = sorted(keep_classes)
+    y = np.array([names.index(labels[i]) for i in keep])
+    n_folds = max(2, min(folds, int(np.bincount(y).min())))
+    pred = np.zeros(len(y), dtype=np.int64)
+    for train, test in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        model = fit_abmil(
+            [kept_bags[i] for i in train],
+            y[train],
+            len(names),
+            hidden_dim=hidden_dim,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+        )
+        with torch.no_grad():
+            logits = model(collate_bags([{"features": torch.from_numpy(kept_bags[i])} for i in test]))
+        pred[test] = logits.argmax(dim=1).numpy()
+    metrics = {
+        "accuracy": float((pred == y).mean()),
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, average="macro")),
+        "n": float(len(y)),
+        "n_classes": float(len(names)),
+    }
+    return CrossValidation(metrics, names, keep, pred, y, n_folds)
+
+
 class ABMILClassifierTask:
     """Cross-validated ABMIL slide classification.
 
@@ -105,44 +185,14 @@ class ABMILClassifierTask:
         Raises:
             DataError: Fewer than two classes with two slides each.
         """
-        import torch
-        from sklearn.metrics import balanced_accuracy_score, f1_score
-        from sklearn.model_selection import StratifiedKFold
-
-        from scibind_pathology.bags import collate_bags
-
         bags, labels = _load(source, self.view, self.label)
-        classes, counts = np.unique(labels, return_counts=True)
-        keep_classes = set(classes[counts >= 2])
-        keep = [i for i, v in enumerate(labels) if v in keep_classes]
-        if len(keep_classes) < 2:
-            found = {str(c): int(n) for c, n in zip(classes, counts, strict=True)}
-            raise DataError(f"abmil-classifier needs two classes with 2+ slides each; got {found}")
-        bags = [bags[i] for i in keep]
-        names = sorted(keep_classes)
-        y = np.array([names.index(labels[i]) for i in keep])
-        folds = max(2, min(self.folds, int(np.bincount(y).min())))
-        pred = np.zeros(len(y), dtype=np.int64)
-        for train, test in StratifiedKFold(folds, shuffle=True, random_state=self.seed).split(
-            np.zeros(len(y)), y
-        ):
-            model = fit_abmil(
-                [bags[i] for i in train],
-                y[train],
-                len(names),
-                hidden_dim=self.hidden_dim,
-                epochs=self.epochs,
-                lr=self.lr,
-                seed=self.seed,
-            )
-            with torch.no_grad():
-                logits = model(collate_bags([{"features": torch.from_numpy(bags[i])} for i in test]))
-            pred[test] = logits.argmax(dim=1).numpy()
-        prefix = f"abmil/{self.label}"
-        return {
-            f"{prefix}/accuracy": float((pred == y).mean()),
-            f"{prefix}/balanced_accuracy": float(balanced_accuracy_score(y, pred)),
-            f"{prefix}/macro_f1": float(f1_score(y, pred, average="macro")),
-            f"{prefix}/n": float(len(y)),
-            f"{prefix}/n_classes": float(len(names)),
-        }
+        result = cross_validate_abmil(
+            bags,
+            labels,
+            folds=self.folds,
+            epochs=self.epochs,
+            hidden_dim=self.hidden_dim,
+            lr=self.lr,
+            seed=self.seed,
+        )
+        return {f"abmil/{self.label}/{key}": value for key, value in result.metrics.items()}

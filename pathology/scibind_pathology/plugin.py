@@ -193,3 +193,11 @@ def scibind_register_model_configs(register: Register) -> None:
             demo=True,
         )
     )
+
+
+@hookimpl
+def scibind_register_commands(cli: object) -> None:
+    """``scibind pathology mil-train`` and ``scibind pathology heatmap``."""
+    from scibind_pathology.cli import app
+
+    cli.add_typer(app, name="pathology")  # type: ignore[attr-defined]

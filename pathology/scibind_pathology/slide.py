@@ -46,6 +46,12 @@ SLIDE_PATTERNS: tuple[str, ...] = (
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
 """Plain images opened as single-level virtual slides (they need ``slide_mpp``)."""
 
+NATIVE_VENDORS: tuple[str, ...] = ("generic-tiff", "aperio", "philips")
+"""Vendors whose OpenSlide levels are plain TIFF tile grids.
+
+A level whose size differs from its page (Philips' padded levels) is left to OpenSlide. Ventana BIF tiles may
+overlap and Leica places images at offsets, so those always go through OpenSlide."""
+
 _UNIT_UM = {2: 25_400.0, 3: 10_000.0}  # TIFF ResolutionUnit INCH / CENTIMETER -> µm per unit
 
 
@@ -318,7 +324,7 @@ def open_slide(path: str | Path, *, slide_mpp: float | None = None, native: bool
         ]
         associated = sorted(getattr(handle, "associated_images", {}).keys())
         reader = None
-        if native and vendor in ("generic-tiff", "aperio"):
+        if native and vendor in NATIVE_VENDORS:
             from scibind_pathology.native import NativeTiles
 
             reader = NativeTiles.open(path, levels)

@@ -42,3 +42,21 @@ def cmu_pyramid(cmu_pixels: np.ndarray, tmp_path_factory: pytest.TempPathFactory
 
     path = tmp_path_factory.mktemp("pyramid") / "cmu-pyramid.tif"
     return write_pyramid(path, cmu_pixels[:2964], CMU_MPP, levels=3, tile=256)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, float]]:
+    """The demo recipe trained once on 48 synthetic slides: ``(run folder, final metrics)``."""
+    from scibind.train import load_recipe, train
+
+    recipe = load_recipe(
+        "pathology/slide-report-clip",
+        [
+            "data.dataset_kwargs.n=48",
+            "train.max_steps=60",
+            "train.batch_size=16",
+            "train.checkpoint_every=60",
+        ],
+    )
+    run = tmp_path_factory.mktemp("demo") / "run"
+    return run, train(recipe, run).metrics

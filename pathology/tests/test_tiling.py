@@ -144,3 +144,49 @@ def test_worker_processes_return_the_same_tiles(cmu_pyramid: Path):
     parallel = np.concatenate([t for _, t in iter_tile_batches(cmu_pyramid, grid, batch_size=8, workers=2)])
     assert serial.shape == (24, 256, 256, 3)
     np.testing.assert_array_equal(parallel, serial)
+
+
+def list_of_copies(batches) -> list[np.ndarray]:
+    """Copy each zero-copy batch before asking for the next; each tile sits 16 bytes off 32-byte alignment."""
+    out = []
+    for _, tiles in batches:
+        assert {tiles[i].ctypes.data % 32 for i in range(len(tiles))} == {16}
+        out.append(tiles.copy())
+    return out
+
+
+def test_tile_batches_sit_off_32_byte_alignment():
+    from scibind_pathology.extract import tile_batch
+
+    for n in (1, 3, 64):
+        batch = tile_batch(n, 256)
+        assert batch.shape == (n, 256, 256, 3) and batch.flags.c_contiguous
+        assert {batch[i].ctypes.data % 32 for i in range(n)} == {16}  # libjpeg-turbo's faster alignment
+
+
+def test_shared_memory_batches_are_reused_safely(cmu_pyramid: Path):
+    """Zero-copy batches from a started pool: right tiles with more batches than ring slots, early stops."""
+    from scibind_pathology.extract import iter_tile_batches, tile_pool
+
+    with open_slide(cmu_pyramid) as slide:
+        grid = plan_tiles(slide, TilingConfig(mpp=1.0, tile_size=64), segment_tissue(slide))
+        serial = np.concatenate(
+            [t for _, t in iter_tile_batches(cmu_pyramid, grid, batch_size=3, slide=slide)]
+        )
+    assert len(grid) > 3 * 12  # many more batches than the ring's 9 slots
+    with tile_pool(cmu_pyramid, 2) as pool:
+        for _ in range(2):  # the second pass reuses the pool's ring
+            views = list_of_copies(
+                iter_tile_batches(cmu_pyramid, grid, batch_size=3, workers=2, executor=pool, copy=False)
+            )
+            np.testing.assert_array_equal(np.concatenate(views), serial)
+            assert pool.ring is not None and not pool.ring.busy
+        ring = pool.ring
+        stopped = iter_tile_batches(cmu_pyramid, grid, batch_size=3, workers=2, executor=pool, copy=False)
+        first = next(stopped)[1].copy()
+        stopped.close()  # abandoned early: in-flight chunks finish, the ring is free again
+        assert pool.ring is ring and not ring.busy
+        np.testing.assert_array_equal(first, serial[:3])
+        held = list(iter_tile_batches(cmu_pyramid, grid, batch_size=3, workers=2, executor=pool))
+        np.testing.assert_array_equal(np.concatenate([t for _, t in held]), serial)  # copies stay valid
+    assert pool.ring is None  # freed with the pool

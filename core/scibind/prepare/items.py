@@ -204,7 +204,13 @@ class _Collector:
                 f"{path}: no column is named after a registered modality (columns: {', '.join(columns)}); "
                 "map columns with --set views.<column>=<modality> (see `scibind list modalities`)"
             )
-        for view, modality in views.items():
+        for view, target in views.items():
+            reader = None
+            if "/" in target:  # a reader name: its modality, and this reader for every value
+                reader = self.registry.get("readers", target)
+                modality = reader.modality
+            else:
+                modality = target
             if modality not in self.registry.entries["modalities"]:
                 raise ConfigError(
                     f"views.{view}={modality}: no modality named {modality!r}; "
@@ -212,15 +218,31 @@ class _Collector:
                 )
             for record, value in zip(manifest.ids, manifest.view_values(view), strict=True):
                 if value is not None:
-                    self.manifest_value(manifest.base_dir, source, view, modality, record, value)
+                    self.manifest_value(manifest.base_dir, source, view, modality, record, value, reader)
 
     def manifest_value(
-        self, base_dir: Path, source: str, view: str, modality: str, record: str, value: Any
+        self,
+        base_dir: Path,
+        source: str,
+        view: str,
+        modality: str,
+        record: str,
+        value: Any,
+        reader: ReaderSpec | None = None,
     ) -> None:
         from scibind.data.readers import find_readers, resolve_reader
 
         label = f"{record}.{view}"
         common = {"record": record, "view": view, "base_dir": str(base_dir)}
+        if reader is not None:
+            candidate = (
+                (base_dir / value.strip()).resolve() if isinstance(value, str) and value.strip() else None
+            )
+            if candidate is not None and candidate.exists():
+                self.add(reader, source, label, path=str(candidate), **common)
+            else:
+                self.add(reader, source, label, value=value, **common)
+            return
         if isinstance(value, str) and value.strip():
             candidate = (base_dir / value.strip()).resolve()
             if candidate.exists() and find_readers(candidate, modality):

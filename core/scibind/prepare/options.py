@@ -13,7 +13,7 @@ __all__ = ["PrepareOptions", "parse_overrides"]
 FORMS = (
     "'reader.<reader>.<option>=<value>' (e.g. reader.core/image.max_side=512), "
     "'<group>.<option>=<value>' for readers that take an option group (e.g. tiling.mpp=0.5) or "
-    "'views.<column>=<modality>' (e.g. views.caption=text)"
+    "'views.<column>=<modality or reader>' (e.g. views.caption=text, views.cells=cell_painting/cell)"
 )
 
 
@@ -24,8 +24,9 @@ class PrepareOptions:
     Attributes:
         reader_kwargs: Reader name (as written; bare names are resolved later) -> keyword arguments
             passed to its factory.
-        views: Manifest column (or ``<view>`` of a ``<view>.<field>`` group) -> modality. When empty, every
-            column named after a registered modality is a view of that modality.
+        views: Manifest column (or ``<view>`` of a ``<view>.<field>`` group) -> modality, or a reader name
+            (``plugin/name``: that reader reads every value of the column). When empty, every column named
+            after a registered modality is a view of that modality.
         groups: Option group (``tiling``) -> options, passed to every reader whose spec lists that group in
             ``option_groups``.
     """
@@ -57,7 +58,7 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> PrepareOptions:
         elif keys[0] == "views" and len(keys) >= 2:
             if not isinstance(value, str) or not value:
                 raise ConfigError(
-                    f"--set {pair!r}: give the modality of column {'.'.join(keys[1:])!r} as text"
+                    f"--set {pair!r}: give the modality (or reader) of column {'.'.join(keys[1:])!r} as text"
                 )
             views[".".join(keys[1:])] = value
         elif len(keys) == 2 and keys[1].isidentifier():

@@ -260,3 +260,15 @@ def test_a_reader_splits_a_claimed_folder_into_items(tmp_path, scibind_load_plug
     assert not failing.items
     [bad] = failing.rejected
     assert bad["path"] == str(study) and "cannot list the series" in bad["reason"]
+
+
+def test_a_view_can_name_its_reader(cli, tmp_path, pngs):
+    manifest = tmp_path / "pairs.csv"
+    manifest.write_text(f"id,scan,caption\nr1,{pngs[0]},a film\nr2,{pngs[1]},another\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["prepare", str(manifest), "--out", str(out), "--json", "--set", "views.caption=text"]
+    result = cli(*args, "--set", "views.scan=core/image")
+    assert result.code == 0, result.stderr
+    assert summary_of(out)["readers"] == {"core/image": 2, "core/text": 2}
+    unknown = cli(*args, "--set", "views.scan=core/no-such-reader")
+    assert unknown.code == 2 and "core/no-such-reader" in unknown.stderr

@@ -38,6 +38,7 @@ from torch import nn
 from scibind.align.distributed import is_distributed
 from scibind.align.multiview import MultiViewObjective
 from scibind.align.output import LossOutput
+from scibind.align.tiled import row_dot
 from scibind.errors import ConfigError
 
 __all__ = ["SymileObjective", "mip", "mip_similarity", "symile_loss"]
@@ -87,15 +88,6 @@ def _product(mats: Sequence[torch.Tensor]) -> torch.Tensor:
     out = mats[0].clone()
     for m in mats[1:]:
         out.mul_(m)
-    return out
-
-
-def _row_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``(x * y).sum(1)`` by row chunks (never an ``[n, D]`` product)."""
-    out = x.new_empty(x.shape[0])
-    chunk = max(1, 2**18 // max(1, x.shape[1]))
-    for r0 in range(0, x.shape[0], chunk):
-        torch.sum(x[r0 : r0 + chunk] * y[r0 : r0 + chunk], dim=1, out=out[r0 : r0 + chunk])
     return out
 
 
@@ -196,7 +188,7 @@ def _anchor_n_squared(x, others, s, tile, dx, d_others, weight):
         return idx, [r[i] for r, i in zip(others, idx, strict=True)]
 
     prod_q = _product(others)
-    pos = _row_dot(x, prod_q)
+    pos = row_dot(x, prod_q)
     total = x.new_zeros(())
     ds = x.new_zeros(())
     for r0 in range(0, n, rows_per_tile):

@@ -48,6 +48,7 @@ __all__ = [
     "l2_normalize",
     "no_autocast",
     "row_col_logsumexp",
+    "row_dot",
     "sigmoid_pair_sum",
 ]
 
@@ -120,7 +121,7 @@ def _inverse_norms(x: torch.Tensor, eps: float = 1e-12) -> tuple[torch.Tensor, t
     return norm.clamp_min(eps).reciprocal_(), norm > eps
 
 
-def _row_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def row_dot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``(x * y).sum(1)`` for ``[n, D]`` tensors, by chunks of ~256 Ki elements (no ``[n, D]`` product)."""
     out = x.new_empty(x.shape[0])
     chunk = max(1, 2**18 // max(1, x.shape[1]))
@@ -141,7 +142,7 @@ def _normalize_backward_(
 
     ``d(x/|x|) = (g - z (z·g)) / |x|``; rows with ``|x| <= eps`` were divided by the constant ``eps``.
     """
-    z_dot_g = _row_dot(x, grad).mul_(inv).mul_(unclamped)
+    z_dot_g = row_dot(x, grad).mul_(inv).mul_(unclamped)
     grad.addcmul_(x, (z_dot_g * inv)[:, None], value=-1).mul_(inv[:, None])
 
 
@@ -159,7 +160,7 @@ class _L2Normalize(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         z, denom, unclamped = ctx.saved_tensors
         # d(x/|x|) = (g - z (z·g)) / |x|; rows with |x| <= eps were divided by the constant eps.
-        dot = _row_dot(z, grad)[:, None] * unclamped
+        dot = row_dot(z, grad)[:, None] * unclamped
         return torch.addcmul(grad, z, dot, value=-1).div_(denom), None
 
 
@@ -216,7 +217,7 @@ class _RowColLogSumExp(torch.autograd.Function):
                 c = col_sum.log_().add_(col_max)
             # The diagonal za_i·zb_i (unscaled): its gradient is folded into the block gradients in place,
             # which saves the two [n, D] temporaries autograd would allocate for a separate product.
-            d = _row_dot(za, zb) if n == m else za.new_zeros(0)
+            d = row_dot(za, zb) if n == m else za.new_zeros(0)
             if normalize and n == m:
                 d.mul_(inv_a).mul_(inv_b)
         ctx.block, ctx.shift, ctx.normalize = block, shift, normalize
@@ -271,7 +272,7 @@ def _dot_normalized(x: torch.Tensor, inv: torch.Tensor | None, y: torch.Tensor) 
     """``sum_i (x_i · inv_i) · y_i`` (``x`` row-normalised by ``inv`` when given), without a copy of ``x``."""
     if inv is None:
         return torch.dot(x.reshape(-1), y.reshape(-1))
-    return torch.dot(_row_dot(x, y), inv)
+    return torch.dot(row_dot(x, y), inv)
 
 
 def _online_update(s: torch.Tensor, dim: int, run_max: torch.Tensor, run_sum: torch.Tensor) -> None:

@@ -36,6 +36,7 @@ __all__ = [
 
 CONVS = ("gin", "gine", "transformer")
 POOLINGS = ("mean", "sum", "mean+max")
+TOKENS = ("atoms", "atoms+motifs")
 
 
 class FeatureEmbedding(nn.Module):
@@ -122,6 +123,9 @@ class GraphEncoder(nn.Module):
         heads: Attention heads of the ``transformer`` layers.
         motifs: Also encode the motif level of hierarchical graphs (batches of :class:`~.motifs.MotifData`,
             e.g. from the reader with ``motifs=True`` or :func:`~.motifs.featurize_hierarchical`).
+        tokens: What :meth:`forward_tokens` returns: ``"atoms"`` or ``"atoms+motifs"`` (needs ``motifs``;
+            atoms and motifs interleaved: token ``2i`` is atom ``i``, token ``2i+1`` motif ``i``, the layout
+            ``molecules/orma`` reads).
 
     Attributes:
         modality: ``"molecule_graph"``.
@@ -140,6 +144,7 @@ class GraphEncoder(nn.Module):
         pooling: str = "mean+max",
         heads: int = 4,
         motifs: bool = False,
+        tokens: str = "atoms",
     ) -> None:
         super().__init__()
         from torch_geometric.nn import GINConv, GINEConv, TransformerConv
@@ -153,6 +158,12 @@ class GraphEncoder(nn.Module):
                 f"need hidden_dim, n_layers, embed_dim, heads >= 1 and hidden_dim divisible by heads; got "
                 f"{hidden_dim}, {n_layers}, {embed_dim}, {heads}"
             )
+        if tokens not in TOKENS or (tokens == "atoms+motifs" and not motifs):
+            raise ConfigError(
+                f"encoder option 'tokens' must be one of {TOKENS} ('atoms+motifs' needs motifs=True, e.g. "
+                f"molecules/gine-motif), got {tokens!r} with motifs={motifs}"
+            )
+        self.tokens = tokens
         self.conv = conv
         self.embed_dim = embed_dim
         self.hidden_dim = hidden_dim
@@ -267,17 +278,51 @@ class GraphEncoder(nn.Module):
         return to_dense_batch(m, motif_batch(batch).to(m.device), batch_size=batch.num_graphs)
 
     def forward_tokens(self, batch: Any) -> torch.Tensor:
-        """Atom tokens ``float32[num_graphs, max_atoms, embed_dim]``, zero rows past each molecule's atoms."""
+        """Tokens ``float32[num_graphs, T, embed_dim]``, zero rows where :meth:`token_mask` is false.
+
+        ``tokens="atoms"``: the atoms (``T`` = most atoms of a molecule). ``tokens="atoms+motifs"``: atoms and
+        motifs interleaved (``T = 2·max(atoms, motifs)``; token ``2i`` atom ``i``, ``2i+1`` motif ``i``).
+        """
         from torch_geometric.utils import to_dense_batch
 
-        h = self.token_head(self.atom_states(batch))
-        tokens, _ = to_dense_batch(h, batch.batch.to(h.device), batch_size=batch.num_graphs)
-        return tokens
+        h = self.atom_states(batch)
+        atoms, _ = to_dense_batch(self.token_head(h), batch.batch.to(h.device), batch_size=batch.num_graphs)
+        if self.tokens == "atoms":
+            return atoms
+        from scibind_molecules.motifs import motif_batch
+
+        m = self.token_head(self.motif_states(batch, h))
+        motifs, _ = to_dense_batch(m, motif_batch(batch).to(h.device), batch_size=batch.num_graphs)
+        return _interleave(atoms, motifs)
 
     def token_mask(self, batch: Any) -> torch.Tensor:
-        """``bool[num_graphs, max_atoms]``: which tokens of :meth:`forward_tokens` are atoms."""
-        counts = torch.bincount(batch.batch, minlength=batch.num_graphs)
-        return torch.arange(int(counts.max()) if len(counts) else 0)[None, :] < counts[:, None]
+        """``bool[num_graphs, T]``: which tokens of :meth:`forward_tokens` are atoms (or motifs).
+
+        Built on the device of ``batch.batch``.
+        """
+        atoms = _count_mask(batch.batch, batch.num_graphs)
+        if self.tokens == "atoms":
+            return atoms
+        from scibind_molecules.motifs import motif_batch
+
+        index = motif_batch(batch).to(batch.batch.device)
+        return _interleave(atoms[..., None], _count_mask(index, batch.num_graphs)[..., None])[..., 0]
+
+
+def _count_mask(index: torch.Tensor, size: int) -> torch.Tensor:
+    """``bool[size, max count]``: position ``p`` of row ``g`` is real when ``p <`` the count of ``g``."""
+    counts = torch.bincount(index, minlength=size)
+    width = int(counts.max()) if len(counts) else 0
+    return torch.arange(width, device=index.device)[None, :] < counts[:, None]
+
+
+def _interleave(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``[n, 2·max(Ta, Tb), ...]`` with ``a`` at even and ``b`` at odd positions (each zero-padded)."""
+    width = max(a.shape[1], b.shape[1])
+    out = a.new_zeros(a.shape[0], width, 2, *a.shape[2:])
+    out[:, : a.shape[1], 0] = a
+    out[:, : b.shape[1], 1] = b
+    return out.flatten(1, 2)
 
 
 def tiny_graph(conv: str = "gine", embed_dim: int = 32, **kwargs: Any) -> GraphEncoder:

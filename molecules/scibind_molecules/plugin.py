@@ -1,13 +1,22 @@
 """Hook implementations of the ``molecules`` plugin (registrations only; no heavy imports).
 
 Components live in :mod:`scibind_molecules.readers`, :mod:`~scibind_molecules.graph_encoders`,
-:mod:`~scibind_molecules.fingerprint`, :mod:`~scibind_molecules.text`, :mod:`~scibind_molecules.heads` and
-:mod:`~scibind_molecules.datasets`, imported only when something is built.
+:mod:`~scibind_molecules.fingerprint`, :mod:`~scibind_molecules.text`, :mod:`~scibind_molecules.orma`,
+:mod:`~scibind_molecules.heads` and :mod:`~scibind_molecules.datasets`, imported only when something is built.
 """
 
 from __future__ import annotations
 
-from scibind import DatasetSpec, EncoderSpec, HeadSpec, ModalitySpec, ReaderSpec, RecipeSpec, hookimpl
+from scibind import (
+    DatasetSpec,
+    EncoderSpec,
+    HeadSpec,
+    ModalitySpec,
+    ObjectiveSpec,
+    ReaderSpec,
+    RecipeSpec,
+    hookimpl,
+)
 from scibind.hookspecs import Register
 
 scibind_api_version = 1
@@ -117,10 +126,10 @@ def scibind_register_encoders(register: Register) -> None:
     register(
         EncoderSpec(
             "minilm-cached",
-            "Frozen core/minilm with a per-text cache (long descriptions embedded once per run)",
+            "Frozen core/minilm with a per-text cache (memory or cache_dir); tokens=True keeps token states",
             modality="text",
             embed_dim=384,
-            factory="scibind_molecules.text:CachedTextEncoder",
+            factory="scibind_molecules.text:cached_text",
             requires=MINILM,
             pretrained=("all-MiniLM-L6-v2",),
         )
@@ -132,6 +141,18 @@ def scibind_register_encoders(register: Register) -> None:
             modality="text",
             embed_dim=32,
             factory="scibind_molecules.text:tiny_cached_text",
+        )
+    )
+
+
+@hookimpl
+def scibind_register_objectives(register: Register) -> None:
+    """ORMA-style multi-grained text-molecule alignment."""
+    register(
+        ObjectiveSpec(
+            "orma",
+            "Sentence-molecule CLIP + token-atom and multi-token-motif optimal transport (Sinkhorn) contrast",
+            factory="scibind_molecules.orma:OrmaObjective",
         )
     )
 
@@ -161,6 +182,13 @@ def scibind_register_model_configs(register: Register) -> None:
     )
     register(
         RecipeSpec(
+            "chebi20-orma",
+            "ChEBI-20 retrieval: GINE+motifs and cached MiniLM tokens, ORMA optimal-transport objective; CPU",
+            source="scibind_molecules:recipes/chebi20-orma.yaml",
+        )
+    )
+    register(
+        RecipeSpec(
             "nci-demo",
             "Real NCI molecules <-> generated structural descriptions, CLIP; CPU, < 90 s",
             source="scibind_molecules:recipes/nci-demo.yaml",
@@ -177,6 +205,7 @@ def scibind_register_datasets(register: Register) -> None:
             "text-pairs",
             "Molecule-text manifest from ChEBI-20 .txt / CSV / TSV / Parquet; bad molecules quarantined",
             factory="scibind_molecules.datasets:make_text_pairs",
+            accepts_files=True,
         )
     )
     register(

@@ -57,6 +57,18 @@ class TowerConfig(_Strict):
         description="Lock the whole tower (encoder and projection; LiT): no gradients, eval mode, weights "
         "bit-identical after training. See `train.cache_frozen` and docs/strategies.md.",
     )
+    lr_scale: float = Field(
+        1.0,
+        ge=0,
+        description="Multiplier of `train.lr` (and its schedule) for this tower's parameters, e.g. 0.01 to "
+        "fine-tune a pretrained encoder gently while new heads train at the full rate.",
+    )
+    encoder_lr_scale: float | None = Field(
+        None,
+        ge=0,
+        description="Multiplier for the encoder alone (its projection keeps `lr_scale`); default: "
+        "`lr_scale`.",
+    )
     reader: str | None = Field(
         None,
         description="Registered reader of this view's manifest values (`scibind list readers`); default: the "

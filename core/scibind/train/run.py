@@ -110,11 +110,12 @@ def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
 def tower_configs(recipe: Recipe) -> dict[str, dict[str, Any]]:
     """The recipe's towers as the plain mappings :func:`scibind.align.model.build_model` takes.
 
-    Reader options are left out: they configure the dataset (:func:`view_configs`), not the model; so is
-    ``freeze``, a training strategy (:mod:`scibind.train.strategies`).
+    Reader options are left out: they configure the dataset (:func:`view_configs`), not the model; so are
+    ``freeze``, a training strategy (:mod:`scibind.train.strategies`), and the learning-rate scales
+    (optimizer settings, :func:`scibind.train.trainer.parameter_groups`).
     """
-    reading = {"reader", "reader_kwargs", "freeze"}
-    return {view: tower.model_dump(exclude=reading) for view, tower in recipe.towers.items()}
+    not_model = {"reader", "reader_kwargs", "freeze", "lr_scale", "encoder_lr_scale"}
+    return {view: tower.model_dump(exclude=not_model) for view, tower in recipe.towers.items()}
 
 
 def build_dataset(

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from scibind.align.tokens import objective_token_views, token_inputs
 from scibind.atomic import atomic_write_text
@@ -199,15 +200,8 @@ class _Trainer:
         modules = (self.model, self.objective)
         broadcast_parameters([t for m in modules for t in (*m.parameters(), *m.buffers())], ctx)
         self.params = [p for p in (*self.model.parameters(), *self.objective.parameters()) if p.requires_grad]
-        # open_clip's grouping: decay weight matrices only; biases, norms and the temperature stay undecayed.
-        decay = [p for p in self.model.parameters() if p.requires_grad and p.ndim >= 2]
-        decay_ids = {id(p) for p in decay}
-        no_decay = [p for p in self.params if id(p) not in decay_ids]
         self.optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.cfg.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
+            parameter_groups(self.model, self.objective, recipe, self.cfg.weight_decay),
             lr=self.cfg.lr,
             betas=tuple(self.cfg.betas),
             eps=self.cfg.eps,
@@ -327,7 +321,7 @@ class _Trainer:
     def _step(self, batches: Iterator[Any], lr: float) -> tuple[float, dict[str, float]]:
         cfg, ctx = self.cfg, self.ctx
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
         parts: dict[str, float] = {}
@@ -476,6 +470,42 @@ def _append_metrics(path: Path, info: StepInfo) -> None:
     }
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
+
+
+def parameter_groups(
+    model: nn.Module, objective: nn.Module, recipe: Recipe, weight_decay: float
+) -> list[dict[str, Any]]:
+    """AdamW parameter groups: open_clip's weight-decay split, plus per-tower learning-rate scales.
+
+    Weight matrices of the model decay; biases, norms and every objective parameter (temperature, bias,
+    prototypes) do not. Parameters of towers with ``lr_scale`` / ``encoder_lr_scale`` other than 1 get
+    groups of their own whose ``lr_scale`` multiplies the scheduled rate; with every scale at 1 there are
+    exactly two groups (decay, no decay), as before scales existed.
+    """
+    scales: dict[int, float] = {}
+    for view, tower in getattr(model, "towers", {}).items():
+        cfg = recipe.towers.get(view)
+        if cfg is None:
+            continue
+        for p in tower.parameters():
+            scales[id(p)] = cfg.lr_scale
+        encoder_scale = cfg.lr_scale if cfg.encoder_lr_scale is None else cfg.encoder_lr_scale
+        for p in getattr(tower, "encoder", tower).parameters():
+            scales[id(p)] = encoder_scale
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {(True, 1.0): [], (False, 1.0): []}
+    seen: set[int] = set()
+    for module, decays in ((model, True), (objective, False)):
+        for p in module.parameters():
+            if not p.requires_grad or id(p) in seen:
+                continue
+            seen.add(id(p))
+            key = (decays and p.ndim >= 2, scales.get(id(p), 1.0))
+            groups.setdefault(key, []).append(p)
+    return [
+        {"params": params, "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale}
+        for (decay, scale), params in groups.items()
+        if params or scale == 1.0
+    ]
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -89,3 +89,28 @@ def test_bf16_autocast_worker_processes_and_no_clipping(write_recipe, tmp_path):
     result = train(recipe, tmp_path / "run")
     assert result.step == 3 and result.final_loss is not None and result.final_loss == result.final_loss
     assert all(torch.isfinite(v).all() for v in _weights(tmp_path / "run", 3).values())
+
+
+def test_per_tower_learning_rate_scales(write_recipe, tmp_path):
+    from scibind.align.model import build_model
+    from scibind.train.run import build_objective, tower_configs
+    from scibind.train.trainer import parameter_groups
+
+    plain = load_recipe(write_recipe())
+    model = build_model(tower_configs(plain), plain.embed_dim)
+    groups = parameter_groups(model, build_objective(plain), plain, 0.1)
+    assert [(g["weight_decay"], g["lr_scale"]) for g in groups] == [(0.1, 1.0), (0.0, 1.0)]
+    # view_a's tower does not move at scale 0; view_b's encoder does not, its projection does.
+    recipe = load_recipe(
+        write_recipe(towers={"view_a": {"lr_scale": 0.0}, "view_b": {"encoder_lr_scale": 0.0}})
+    )
+    run = tmp_path / "run"
+    train(recipe, run)
+    first, last = _weights(run, 5), _weights(run, 10)
+    for key in first:
+        moved = not torch.equal(first[key], last[key])
+        if key.startswith(("model.towers.view_a.", "model.towers.view_b.encoder.")):
+            assert not moved, key
+        elif key.startswith("model.towers.view_b.projection."):
+            assert moved, key
+    assert any(k.startswith("model.towers.view_b.projection.") for k in first)

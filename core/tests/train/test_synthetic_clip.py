@@ -20,7 +20,7 @@ def synthetic_run(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_synthetic_clip_trains_fast_and_far_above_chance(synthetic_run):
+def test_synthetic_clip_trains_far_above_chance(synthetic_run):
     metrics = synthetic_run.metrics
     for direction in ("view_a->view_b", "view_b->view_a"):
         chance = metrics[f"{direction}/R@1_chance"]
@@ -30,7 +30,7 @@ def test_synthetic_clip_trains_fast_and_far_above_chance(synthetic_run):
     assert metrics["linear_probe/view_a/label/accuracy"] > 0.6
     assert "knn/view_a/label/accuracy" in metrics and "geometry/view_a,view_b/gap" in metrics
     rows = [json.loads(line) for line in (synthetic_run.run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert rows[-1]["step"] == 300 and rows[-1]["seconds"] < 30
+    assert rows[-1]["step"] == 300  # (its time is not asserted: tests never assert timings)
     assert rows[-1]["loss"] < rows[0]["loss"] / 4
     assert (synthetic_run.run_dir / "eval" / "metrics.json").is_file()
     assert synthetic_run.report_path is not None and synthetic_run.report_path.is_file()

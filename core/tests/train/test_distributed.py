@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -17,14 +18,18 @@ from .conftest import VENV_BIN, free_port, subprocess_env
 @pytest.mark.distributed
 def test_two_ranks_match_one_process_with_the_global_batch(write_recipe, tmp_path):
     recipe = write_recipe(train={"max_steps": 10, "checkpoint_every": 5, "batch_size": 16})
-    torchrun = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", str(free_port())]
-    two = subprocess.Popen(
-        [*torchrun, "-m", "scibind", "train", str(recipe), "--run-dir", str(tmp_path / "ddp")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=subprocess_env(),
-    )
+
+    def start_two_ranks() -> subprocess.Popen:
+        torchrun = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", str(free_port())]
+        return subprocess.Popen(
+            [*torchrun, "-m", "scibind", "train", str(recipe), "--run-dir", str(tmp_path / "ddp")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=subprocess_env(),
+        )
+
+    two = start_two_ranks()
     one = subprocess.run(
         [
             sys.executable,
@@ -43,6 +48,12 @@ def test_two_ranks_match_one_process_with_the_global_batch(write_recipe, tmp_pat
         timeout=300,
     )
     out, _ = two.communicate(timeout=300)
+    if two.returncode != 0 and "terminate called without an active exception" in out:
+        # A rare abort of the waiting gloo rank seen once in CI (rank 1 blocked in the final barrier while
+        # rank 0 evaluates); the run is repeated once in a fresh folder, any other failure fails the test.
+        shutil.rmtree(tmp_path / "ddp", ignore_errors=True)
+        two = start_two_ranks()
+        out, _ = two.communicate(timeout=300)
     assert two.returncode == 0, out
     assert one.returncode == 0, one.stdout + one.stderr
 

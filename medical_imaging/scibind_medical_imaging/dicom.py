@@ -26,6 +26,7 @@ __all__ = [
     "NON_IMAGE_MODALITIES",
     "SERIES_MEMBER",
     "SERIES_SUFFIX",
+    "is_image_header",
     "member_series",
     "series_groups",
     "split_member",
@@ -88,6 +89,11 @@ def is_image(dataset: Any) -> bool:
     modality = str(dataset.get("Modality", "")).upper()
     has_pixels = any(tag in dataset for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
     return has_pixels and modality not in NON_IMAGE_MODALITIES
+
+
+def is_image_header(dataset: Any) -> bool:
+    """:func:`is_image` for a header read without pixel data: it has ``Rows`` and is not a document."""
+    return "Rows" in dataset and str(dataset.get("Modality", "")).upper() not in NON_IMAGE_MODALITIES
 
 
 def _not_image_reason(dataset: Any) -> str:
@@ -368,7 +374,7 @@ def series_groups(folder: Path) -> tuple[list[list[Path]], list[Path]]:
         except ReadError:
             unreadable.append(file)
             continue
-        if "Rows" not in dataset or str(dataset.get("Modality", "")).upper() in NON_IMAGE_MODALITIES:
+        if not is_image_header(dataset):
             continue
         groups.setdefault(str(dataset.get("SeriesInstanceUID", "")), []).append(file)
     return sorted(groups.values(), key=lambda files: files[0].name), unreadable

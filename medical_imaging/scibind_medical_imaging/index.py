@@ -20,7 +20,7 @@ from typing import Any
 from scibind.atomic import atomic_replace
 from scibind.errors import DataError, ReadError
 
-from scibind_medical_imaging.dicom import NON_IMAGE_MODALITIES, SERIES_SUFFIX, read_dataset
+from scibind_medical_imaging.dicom import SERIES_SUFFIX, is_image_header, read_dataset
 from scibind_medical_imaging.phi import pseudonym
 
 __all__ = ["IndexSummary", "index_dicom"]
@@ -79,7 +79,7 @@ def index_dicom(root: str | Path, out_dir: str | Path, *, salt: bytes) -> IndexS
                 summary.unreadable_paths.append(str(path))
                 continue
             # Headers only (no pixel data read): an image has Rows and is not a document/annotation.
-            if "Rows" not in dataset or str(dataset.get("Modality", "")).upper() in NON_IMAGE_MODALITIES:
+            if not is_image_header(dataset):
                 summary.non_image += 1
                 continue
             key = tuple(

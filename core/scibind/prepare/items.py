@@ -234,21 +234,15 @@ class _Collector:
 
         label = f"{record}.{view}"
         common = {"record": record, "view": view, "base_dir": str(base_dir)}
-        if reader is not None:
-            candidate = (
-                (base_dir / value.strip()).resolve() if isinstance(value, str) and value.strip() else None
-            )
-            if candidate is not None and candidate.exists():
+        is_path = isinstance(value, str) and bool(value.strip())
+        candidate = (base_dir / value.strip()).resolve() if is_path else None
+        if candidate is not None and candidate.exists():
+            if reader is None and find_readers(candidate, modality):
+                reader = resolve_reader(candidate, modality)
+            if reader is not None:
                 self.add(reader, source, label, path=str(candidate), **common)
-            else:
-                self.add(reader, source, label, value=value, **common)
-            return
-        if isinstance(value, str) and value.strip():
-            candidate = (base_dir / value.strip()).resolve()
-            if candidate.exists() and find_readers(candidate, modality):
-                self.add(resolve_reader(candidate, modality), source, label, path=str(candidate), **common)
                 return
-        self.add(self.inline_reader(modality, view), source, label, value=value, **common)
+        self.add(reader or self.inline_reader(modality, view), source, label, value=value, **common)
 
     def inline_reader(self, modality: str, view: str) -> ReaderSpec:
         specs = [s for s in self.registry.list("readers") if s.modality == modality]

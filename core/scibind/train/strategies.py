@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from scibind.align.distributed import gather_no_grad, gather_sizes, gather_with_grad
 from scibind.align.output import LossOutput
 from scibind.atomic import atomic_write_bytes
 from scibind.errors import CheckpointError, ConfigError
@@ -89,6 +90,8 @@ class FrozenFeatureCache:
         fingerprints: View -> :func:`encoder_fingerprint` of its (frozen) encoder.
         folder: Where caches persist (``<view>-<fingerprint[:16]>.safetensors``); ``None``: memory only.
         device: Where cached rows loaded from disk are kept (the encoders' device).
+        writable: Whether :meth:`save` writes ``folder`` (under torchrun only rank 0 writes; every rank
+            reads what it saved before).
     """
 
     def __init__(
@@ -96,9 +99,11 @@ class FrozenFeatureCache:
         fingerprints: Mapping[str, str],
         folder: Path | None = None,
         device: torch.device | str = "cpu",
+        writable: bool = True,
     ) -> None:
         self.fingerprints = dict(fingerprints)
         self.folder = folder
+        self.writable = writable
         self.device = torch.device(device)
         self.rows: dict[str, dict[str, torch.Tensor]] = {view: {} for view in self.fingerprints}
         self.encoded: dict[str, int] = dict.fromkeys(self.fingerprints, 0)
@@ -163,7 +168,7 @@ class FrozenFeatureCache:
 
     def save(self) -> None:
         """Write each view's cache (when it grew) atomically to its fingerprinted file."""
-        if self.folder is None:
+        if self.folder is None or not self.writable:
             return
         from safetensors.torch import save
 
@@ -375,11 +380,14 @@ class CompatibilityLoss:
             keep = found.to(embeddings[new].device)
             if new in batch.present:
                 keep = keep & batch.present[new].bool()
-            if int(keep.sum()) < 2:
-                continue
             order = keep[found.to(keep.device)]  # rows of `targets` whose record is present in the new view
-            z = embeddings[new][keep].float()
-            logits = z @ targets[order].T / self.temperature
+            z, old_z = embeddings[new][keep].float(), targets[order]
+            # Under torchrun the term, like the objectives, is one InfoNCE over the global batch.
+            sizes = gather_sizes(len(z), z.device)
+            z, old_z = gather_with_grad(z, sizes), gather_no_grad(old_z, sizes)
+            if len(z) < 2:
+                continue
+            logits = z @ old_z.T / self.temperature
             term = F.cross_entropy(logits, torch.arange(len(z), device=z.device))
             parts[f"xbt/{new}"] = term.detach()
             loss = loss + self.weight * term
@@ -480,8 +488,7 @@ class Strategies:
                 )
                 for v in frozen
             }
-            folder = self.run_dir / CACHE_DIR if is_main else None
-            self.cache = FrozenFeatureCache(prints, folder, self.device)
+            self.cache = FrozenFeatureCache(prints, self.run_dir / CACHE_DIR, self.device, writable=is_main)
             self.cache.install(model)
         if cfg.compatible is not None:
             c = cfg.compatible

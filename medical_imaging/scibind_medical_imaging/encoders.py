@@ -328,6 +328,11 @@ class ViTEncoder(_MonaiEncoder):
         """Mean of the patch tokens ``[B, hidden_size]``."""
         return self.forward_tokens(data).mean(dim=1)
 
+    def forward_with_tokens(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` and :meth:`forward_tokens` from one pass of the transformer."""
+        tokens = self.forward_tokens(data)
+        return tokens.mean(dim=1), tokens
+
 
 def tiny_resnet(spatial_dims: int = 3, augment: dict[str, Any] | None = None, **kwargs: Any) -> ResNetEncoder:
     """A ResNet-10 with widths 8-16-32-64 and a 3-voxel stem (``embed_dim`` 64), for tests and demos."""

@@ -251,9 +251,27 @@ class GraphEncoder(nn.Module):
 
     def forward(self, batch: Any) -> torch.Tensor:
         """Embed molecules: ``float32[num_graphs, embed_dim]``."""
+        h = self.atom_states(batch)
+        return self._pooled(batch, h, self.motif_states(batch, h) if self.motifs else None)
+
+    def forward_tokens(self, batch: Any) -> torch.Tensor:
+        """Tokens ``float32[num_graphs, T, embed_dim]``, zero rows where :meth:`token_mask` is false.
+
+        ``tokens="atoms"``: the atoms (``T`` = most atoms of a molecule). ``tokens="atoms+motifs"``: atoms and
+        motifs interleaved (``T = 2·max(atoms, motifs)``; token ``2i`` atom ``i``, ``2i+1`` motif ``i``).
+        """
+        h = self.atom_states(batch)
+        return self._tokens(batch, h, self.motif_states(batch, h) if self.tokens != "atoms" else None)
+
+    def forward_with_tokens(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` and :meth:`forward_tokens` from one pass of the atom (and motif) layers."""
+        h = self.atom_states(batch)
+        m = self.motif_states(batch, h) if self.motifs or self.tokens != "atoms" else None
+        return self._pooled(batch, h, m), self._tokens(batch, h, m)
+
+    def _pooled(self, batch: Any, h: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
         from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
-        h = self.atom_states(batch)
         index, size = batch.batch.to(h.device), batch.num_graphs
         if self.pooling == "sum":
             pooled = global_add_pool(h, index, size)
@@ -264,7 +282,6 @@ class GraphEncoder(nn.Module):
         if self.motifs:
             from scibind_molecules.motifs import motif_batch
 
-            m = self.motif_states(batch, h)
             pooled = torch.cat([pooled, global_mean_pool(m, motif_batch(batch).to(h.device), size)], dim=-1)
         return self.head(pooled)
 
@@ -277,22 +294,17 @@ class GraphEncoder(nn.Module):
         m = self.token_head(self.motif_states(batch))
         return to_dense_batch(m, motif_batch(batch).to(m.device), batch_size=batch.num_graphs)
 
-    def forward_tokens(self, batch: Any) -> torch.Tensor:
-        """Tokens ``float32[num_graphs, T, embed_dim]``, zero rows where :meth:`token_mask` is false.
-
-        ``tokens="atoms"``: the atoms (``T`` = most atoms of a molecule). ``tokens="atoms+motifs"``: atoms and
-        motifs interleaved (``T = 2·max(atoms, motifs)``; token ``2i`` atom ``i``, ``2i+1`` motif ``i``).
-        """
+    def _tokens(self, batch: Any, h: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
         from torch_geometric.utils import to_dense_batch
 
-        h = self.atom_states(batch)
         atoms, _ = to_dense_batch(self.token_head(h), batch.batch.to(h.device), batch_size=batch.num_graphs)
         if self.tokens == "atoms":
             return atoms
         from scibind_molecules.motifs import motif_batch
 
-        m = self.token_head(self.motif_states(batch, h))
-        motifs, _ = to_dense_batch(m, motif_batch(batch).to(h.device), batch_size=batch.num_graphs)
+        motifs, _ = to_dense_batch(
+            self.token_head(m), motif_batch(batch).to(h.device), batch_size=batch.num_graphs
+        )
         return _interleave(atoms, motifs)
 
     def token_mask(self, batch: Any) -> torch.Tensor:

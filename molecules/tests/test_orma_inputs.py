@@ -27,6 +27,9 @@ def test_interleaved_tokens_are_the_atom_and_motif_tokens(chebi_rows):
         both = encoder.forward_tokens(batch)
         mask = encoder.token_mask(batch)
         motifs, motif_mask = encoder.motif_tokens(batch)
+        pooled, same = encoder.forward_with_tokens(batch)  # one pass of the atom and motif layers
+        torch.testing.assert_close(pooled, encoder(batch))
+        torch.testing.assert_close(same, both)
         encoder.tokens = "atoms"
         atoms = encoder.forward_tokens(batch)
         atom_mask = encoder.token_mask(batch)

@@ -94,30 +94,58 @@ class Tower(nn.Module):
             ConfigError: The encoder has no ``forward_tokens``.
             ShapeError: The encoder's tokens are not ``[n, T, width]`` or its mask is not ``bool[n, T]``.
         """
+        self._require_tokens()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            tokens = self.encoder.forward_tokens(data)
+            mask = self._token_mask(data, tokens)
+        return self.projection(tokens), mask
+
+    def forward_with_tokens(self, data: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pooled embedding and the tokens of the same records, projected (not normalised).
+
+        An encoder with ``forward_with_tokens(data) -> (pooled, tokens)`` computes both in one pass (and,
+        in training mode, under one dropout draw); for any other encoder ``forward`` and ``forward_tokens``
+        run one after the other.
+
+        Returns:
+            ``([n, embed_dim], [n, T, embed_dim], bool[n, T])`` as :meth:`forward` and :meth:`forward_tokens`.
+
+        Raises:
+            ConfigError: The encoder has no ``forward_tokens``.
+            ShapeError: As :meth:`forward_tokens`.
+        """
+        self._require_tokens()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
+            both = getattr(self.encoder, "forward_with_tokens", None)
+            if callable(both):
+                pooled, tokens = both(data)
+            else:
+                pooled, tokens = self.encoder(data), self.encoder.forward_tokens(data)
+            mask = self._token_mask(data, tokens)
+        return self.projection(pooled), self.projection(tokens), mask
+
+    def _require_tokens(self) -> None:
         if not self.has_tokens:
             raise ConfigError(
                 f"encoder {type(self.encoder).__name__} has no forward_tokens; token-level objectives need "
                 "an encoder with token outputs (core/cnn, core/tiny-text, core/minilm have them)"
             )
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
-            tokens = self.encoder.forward_tokens(data)
-            if tokens.dim() != 3:
-                raise ShapeError(
-                    f"{type(self.encoder).__name__}.forward_tokens must return [n, T, width], got "
-                    f"{tuple(tokens.shape)}"
-                )
-            if callable(getattr(self.encoder, "token_mask", None)):
-                mask = torch.as_tensor(self.encoder.token_mask(data)).to(
-                    device=tokens.device, dtype=torch.bool
-                )
-            else:
-                mask = tokens.detach().ne(0).any(-1)
+
+    def _token_mask(self, data: Any, tokens: torch.Tensor) -> torch.Tensor:
+        """The encoder's ``token_mask(data)``, else its non-zero token rows; shapes checked."""
+        name = type(self.encoder).__name__
+        if tokens.dim() != 3:
+            raise ShapeError(f"{name}.forward_tokens must return [n, T, width], got {tuple(tokens.shape)}")
+        if callable(getattr(self.encoder, "token_mask", None)):
+            mask = torch.as_tensor(self.encoder.token_mask(data)).to(device=tokens.device, dtype=torch.bool)
+        else:
+            mask = tokens.detach().ne(0).any(-1)
         if tuple(mask.shape) != tuple(tokens.shape[:2]):
             raise ShapeError(
-                f"{type(self.encoder).__name__}.token_mask must be bool{list(tokens.shape[:2])} (one flag "
-                f"per token of forward_tokens), got {tuple(mask.shape)}"
+                f"{name}.token_mask must be bool{list(tokens.shape[:2])} (one flag per token of "
+                f"forward_tokens), got {tuple(mask.shape)}"
             )
-        return self.projection(tokens), mask
+        return mask
 
 
 class MultiTowerModel(nn.Module):
@@ -195,7 +223,7 @@ class MultiTowerModel(nn.Module):
         if view not in self.towers:
             raise ConfigError(f"the model has no tower for view {view!r}; its views are {self.views}")
         tokens, mask = self.towers[view].forward_tokens(data)
-        return F.normalize(tokens, dim=-1).masked_fill(~mask[..., None], 0), mask
+        return _unit_tokens(tokens, mask), mask
 
     def forward_tokens(
         self, batch: Batch, views: Sequence[str]
@@ -211,45 +239,85 @@ class MultiTowerModel(nn.Module):
             records, zero rows for absent ones) and view -> ``bool[B, T]`` (false for padding and for every
             token of an absent record). A view absent from the whole batch gets ``T = 1``.
         """
-        size = len(batch)
         tokens, masks = {}, {}
         for view in views:
             mb = batch.views.get(view)
             if mb is None or mb.index.numel() == 0:
-                like = next(self.towers[view].parameters(), None)
-                device = batch.present[view].device if view in batch.present else None
-                dtype = like.dtype if like is not None else None
-                tokens[view] = torch.zeros(size, 1, self.embed_dim, device=device, dtype=dtype)
-                masks[view] = torch.zeros(size, 1, device=device, dtype=torch.bool)
+                tokens[view], masks[view] = self._no_tokens(batch, view)
                 continue
             t, m = self.encode_tokens(view, mb.data)
-            index = mb.index.to(t.device)
-            tokens[view] = t.new_zeros(size, *t.shape[1:]).index_copy(0, index, t)
-            masks[view] = m.new_zeros(size, m.shape[1]).index_copy(0, index, m)
+            tokens[view], masks[view] = _scatter(t, mb.index, len(batch)), _scatter(m, mb.index, len(batch))
         return tokens, masks
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Embed every view of a batch.
+    def forward_with_tokens(
+        self, batch: Batch, token_views: Sequence[str]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Every view's pooled embeddings and the tokens of ``token_views``, each encoder run once.
+
+        Views outside ``token_views`` are embedded by calling the model (so forward hooks, such as the
+        frozen-feature cache's, see the batch); each token view's tower gives its pooled embedding and its
+        tokens together (:meth:`Tower.forward_with_tokens`).
+
+        Returns:
+            ``(embeddings, tokens, token_masks)`` as :meth:`forward` and :meth:`forward_tokens`.
+        """
+        others = [v for v in self.towers if v not in token_views]
+        pooled = self(batch, views=others) if others else {}
+        tokens, masks = {}, {}
+        for view in token_views:
+            mb = batch.views.get(view)
+            if mb is None or mb.index.numel() == 0:
+                pooled[view] = self._absent(batch, view, self.embed_dim)
+                tokens[view], masks[view] = self._no_tokens(batch, view)
+                continue
+            z, t, m = self.towers[view].forward_with_tokens(mb.data)
+            size = len(batch)
+            pooled[view] = _scatter(F.normalize(z, dim=-1), mb.index, size)
+            tokens[view], masks[view] = (
+                _scatter(_unit_tokens(t, m), mb.index, size),
+                _scatter(m, mb.index, size),
+            )
+        return {v: pooled[v] for v in self.towers}, tokens, masks
+
+    def forward(self, batch: Batch, views: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Embed every view (or ``views``) of a batch.
 
         Args:
             batch: A :class:`scibind.data.types.Batch` (views hold present records only).
+            views: The views to embed; ``None``: every tower's.
 
         Returns:
             View -> ``[B, embed_dim]``: L2-normalised rows for present records, zero rows for absent ones.
         """
-        size = len(batch)
         out = {}
-        for view in self.towers:
+        for view in self.towers if views is None else views:
             mb = batch.views.get(view)
             if mb is None or mb.index.numel() == 0:
-                like = next(self.towers[view].parameters(), None)
-                device = batch.present[view].device if view in batch.present else None
-                dtype = like.dtype if like is not None else None
-                out[view] = torch.zeros(size, self.embed_dim, device=device, dtype=dtype)
+                out[view] = self._absent(batch, view, self.embed_dim)
                 continue
-            z = self.encode(view, mb.data)
-            out[view] = z.new_zeros(size, self.embed_dim).index_copy(0, mb.index.to(z.device), z)
+            out[view] = _scatter(self.encode(view, mb.data), mb.index, len(batch))
         return out
+
+    def _absent(self, batch: Batch, view: str, *shape: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Zeros ``[B, *shape]`` for a view absent from the whole batch (the tower's dtype by default)."""
+        like = next(self.towers[view].parameters(), None)
+        device = batch.present[view].device if view in batch.present else None
+        if dtype is None and like is not None:
+            dtype = like.dtype
+        return torch.zeros(len(batch), *shape, device=device, dtype=dtype)
+
+    def _no_tokens(self, batch: Batch, view: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._absent(batch, view, 1, self.embed_dim), self._absent(batch, view, 1, dtype=torch.bool)
+
+
+def _unit_tokens(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Tokens L2-normalised, exactly zero where ``mask`` is false."""
+    return F.normalize(tokens, dim=-1).masked_fill(~mask[..., None], 0)
+
+
+def _scatter(rows: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """``rows`` (of the present records) placed at ``index`` of ``size`` zero rows."""
+    return rows.new_zeros(size, *rows.shape[1:]).index_copy(0, index.to(rows.device), rows)
 
 
 def build_model(towers_cfg: Mapping[str, Mapping[str, Any]], embed_dim: int) -> MultiTowerModel:

@@ -7,9 +7,9 @@ trainer (plain and GradCache steps) then calls::
     objective(embeddings, present, tokens={view: [B, T, D]}, token_masks={view: bool[B, T]}, **targets)
 
 Every other objective is called exactly as before, ``objective(embeddings, present, **targets)``.
-Tokens come from :meth:`scibind.align.model.MultiTowerModel.forward_tokens`: the encoder's
-``forward_tokens``, the tower's projection, L2-normalised, zero (and masked) at padding and for absent
-records.
+Tokens come with the pooled embeddings from :meth:`scibind.align.model.MultiTowerModel.forward_with_tokens`
+(one encoder pass where the encoder has ``forward_with_tokens``): the encoder's tokens, the tower's
+projection, L2-normalised, zero (and masked) at padding and for absent records.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from scibind.errors import ConfigError
 
-__all__ = ["TOKEN_KWARGS", "cat_tokens", "needs_tokens", "objective_token_views", "token_inputs"]
+__all__ = ["TOKEN_KWARGS", "cat_tokens", "embed_with_tokens", "needs_tokens", "objective_token_views"]
 
 TOKEN_KWARGS = ("tokens", "token_masks")
 
@@ -42,23 +42,29 @@ def objective_token_views(objective: Any, model: Any) -> list[str]:
     return model.token_views(getattr(objective, "token_views", None))
 
 
-def token_inputs(
+def embed_with_tokens(
     model: Any, batch: Any, views: Sequence[str], targets: Mapping[str, Any] | None = None
-) -> dict[str, dict[str, torch.Tensor]]:
-    """The keyword arguments ``tokens`` and ``token_masks`` for ``views`` (``{}`` when ``views`` is empty).
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+    """Every view's pooled embeddings and the objective's token keyword arguments for ``views``.
+
+    Each token view's encoder runs once for both (:meth:`scibind.align.model.MultiTowerModel.
+    forward_with_tokens`); without token views this is ``model(batch), {}``.
+
+    Returns:
+        ``(embeddings, {"tokens": ..., "token_masks": ...})``; the second is ``{}`` when ``views`` is empty.
 
     Raises:
         ConfigError: A target (label column) is named ``tokens`` or ``token_masks``.
     """
     if not views:
-        return {}
+        return model(batch), {}
     clash = sorted(set(TOKEN_KWARGS) & set(targets or {}))
     if clash:
         raise ConfigError(
             f"label columns {clash} clash with the token inputs of a token-level objective; rename them"
         )
-    tokens, masks = model.forward_tokens(batch, views)
-    return {"tokens": tokens, "token_masks": masks}
+    embeddings, tokens, masks = model.forward_with_tokens(batch, views)
+    return embeddings, {"tokens": tokens, "token_masks": masks}
 
 
 def cat_tokens(parts: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -127,6 +127,11 @@ class CNNEncoder(nn.Module):
         features = self.backbone(self._check(data))
         return self.head(features.mean(dim=(2, 3)))
 
+    def forward_with_tokens(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` and :meth:`forward_tokens` from one pass of the backbone."""
+        tokens = self.forward_tokens(data)
+        return tokens.mean(dim=1), tokens
+
     def save_weights(self, path: str | os.PathLike[str]) -> Path:
         """Write every weight to a ``.safetensors`` file (atomically) that ``weights=`` loads back."""
         from safetensors.torch import save_file

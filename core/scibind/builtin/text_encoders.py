@@ -89,13 +89,18 @@ class MiniLMEncoder(nn.Module):
         Returns:
             ``float32[n, 384]`` pooled (not normalised) embeddings.
         """
+        return self.forward_with_tokens(data)[0]
+
+    def forward_with_tokens(self, data: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` and :meth:`forward_tokens` from one pass of the transformer."""
         tokens = self._tokenize(data)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             hidden = self.model(**tokens).last_hidden_state
-        if self.pooling == "cls":
-            return hidden[:, 0]
         mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        masked = hidden * mask
+        if self.pooling == "cls":
+            return hidden[:, 0], masked
+        return masked.sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9), masked
 
     def _tokenize(self, data: Any) -> dict[str, torch.Tensor]:
         texts = _check_texts(data, "encoder 'core/minilm'")
@@ -115,10 +120,7 @@ class MiniLMEncoder(nn.Module):
             ``float32[n, T, 384]`` with ``T`` the longest tokenised text of the batch (at most
             ``max_length``); rows past a text's end (padding) are zero (:meth:`token_mask`).
         """
-        tokens = self._tokenize(data)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            hidden = self.model(**tokens).last_hidden_state
-        return hidden * tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return self.forward_with_tokens(data)[1]
 
     def token_mask(self, data: Sequence[str]) -> torch.Tensor:
         """``bool[n, T]``: which rows of :meth:`forward_tokens` are tokens (the attention mask)."""

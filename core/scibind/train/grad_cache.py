@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from scibind.align.output import LossOutput
-from scibind.align.tokens import cat_tokens, token_inputs
+from scibind.align.tokens import cat_tokens, embed_with_tokens
 from scibind.data.types import Batch
 
 __all__ = ["ChunkedCollate", "grad_cache_backward"]
@@ -101,8 +101,9 @@ def grad_cache_backward(
         for chunk in chunks:
             states.append(_rng_state(device))
             with autocast():
-                outputs.append(model(chunk))
-                token_outputs.append(token_inputs(model, chunk, token_views, chunk.targets))
+                embedded, tokens = embed_with_tokens(model, chunk, token_views, chunk.targets)
+                outputs.append(embedded)
+                token_outputs.append(tokens)
     after = _rng_state(device)
     views = list(outputs[0])
     embeddings = {v: torch.cat([o[v] for o in outputs]).requires_grad_() for v in views}
@@ -125,8 +126,7 @@ def grad_cache_backward(
         n = len(chunk)
         _set_rng_state(state, device)
         with autocast():
-            z = model(chunk)
-            tok = token_inputs(model, chunk, token_views, chunk.targets)
+            z, tok = embed_with_tokens(model, chunk, token_views, chunk.targets)
         terms = [
             (z[v] * embeddings[v].grad[offset : offset + n].to(z[v].dtype)).sum()
             for v in views

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from scibind.align.tokens import objective_token_views, token_inputs
+from scibind.align.tokens import embed_with_tokens, objective_token_views
 from scibind.atomic import atomic_write_text
 from scibind.errors import CheckpointError, ConfigError
 from scibind.train.checkpoint import (
@@ -340,8 +340,7 @@ class _Trainer:
             else:
                 batch = next(batches).to(ctx.device)
                 with self._autocast():
-                    embeddings = self.model(batch)
-                    tokens = token_inputs(self.model, batch, self.token_views, batch.targets)
+                    embeddings, tokens = embed_with_tokens(self.model, batch, self.token_views, batch.targets)
                     out = self.objective(embeddings, batch.present, **tokens, **batch.targets)
                     out = self.strategies.adjust_loss(out, embeddings, batch)
                 loss = out.loss / cfg.accumulate

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from scibind.align.filip import FilipObjective, encode_tokens
 from scibind.align.model import MultiTowerModel, Tower, build_model
-from scibind.align.tokens import cat_tokens, needs_tokens, objective_token_views, token_inputs
+from scibind.align.tokens import cat_tokens, embed_with_tokens, needs_tokens, objective_token_views
 from scibind.builtin.text_encoders import TinyTextEncoder
 from scibind.data.types import Batch, ModalityBatch
 from scibind.errors import ConfigError, ShapeError
@@ -133,18 +133,19 @@ def test_token_views_are_checked():
 def test_token_inputs_only_when_asked_and_no_clash_with_labels():
     model = build_model(TOWERS, 6)
     batch = text_batch()
-    assert token_inputs(model, batch, [], batch.targets) == {}
-    assert set(token_inputs(model, batch, ["text"], batch.targets)) == {"tokens", "token_masks"}
+    emb, kw = embed_with_tokens(model, batch, [], batch.targets)
+    assert kw == {} and emb.keys() == model(batch).keys()
+    emb, kw = embed_with_tokens(model, batch, ["text"], batch.targets)
+    assert set(kw) == {"tokens", "token_masks"} and list(emb) == model.views
     with pytest.raises(ConfigError, match="clash"):
-        token_inputs(model, batch, ["text"], {"tokens": torch.arange(5)})
+        embed_with_tokens(model, batch, ["text"], {"tokens": torch.arange(5)})
 
 
 def test_filip_with_token_inputs_equals_filip_on_zero_padded_tokens():
     torch.manual_seed(0)
     model = build_model(TOWERS, 6)
     batch = text_batch()
-    emb = model(batch)
-    kw = token_inputs(model, batch, ["text"])
+    emb, kw = embed_with_tokens(model, batch, ["text"])
     obj = FilipObjective()
     got = obj(emb, batch.present, **kw, group=batch.targets["group"]).loss
     want = obj({"text": kw["tokens"]["text"], "vec": emb["vec"]}, batch.present).loss
@@ -226,3 +227,65 @@ def test_filip_token_masks_gather_across_two_gloo_ranks(tmp_path, monkeypatch):
         torch.testing.assert_close(
             result["logit_scale.grad"], objective.logit_scale.grad, rtol=1e-10, atol=1e-12
         )
+
+
+class OnePass(nn.Module):
+    """Tokens whose mean is the pooled embedding, with ``forward_with_tokens``; counts encoder passes."""
+
+    modality = "vector"
+    embed_dim = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.passes = 0
+
+    def forward_tokens(self, data: torch.Tensor) -> torch.Tensor:
+        self.passes += 1
+        return self.lin(data)
+
+    def forward(self, data: torch.Tensor) -> torch.Tensor:
+        return self.forward_tokens(data).mean(1)
+
+    def forward_with_tokens(self, data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.forward_tokens(data)
+        return tokens.mean(1), tokens
+
+
+def test_embedding_with_tokens_runs_each_token_encoder_once_and_equals_two_passes():
+    torch.manual_seed(0)
+    encoder = OnePass()
+    towers = {"x": Tower(encoder, 6), "text": build_model(TOWERS, 6).towers["text"]}
+    model = MultiTowerModel(towers, 6)
+    batch = Batch(
+        ids=list("abcd"),
+        views={
+            "x": ModalityBatch(torch.randn(3, 5, 3), torch.tensor([0, 1, 3])),
+            "text": ModalityBatch(["red round apple", "a pear", "plum", "fig"], torch.arange(4)),
+        },
+        present={"x": torch.tensor([True, True, False, True]), "text": torch.ones(4, dtype=torch.bool)},
+        targets={},
+    )
+    emb, kw = embed_with_tokens(model, batch, ["x", "text"])
+    assert encoder.passes == 1  # pooled and tokens from one pass
+    # core/tiny-text has no forward_with_tokens: its two outputs come from two calls, with the same values
+    want_tokens, want_masks = model.forward_tokens(batch, ["x", "text"])
+    want = model(batch)
+    for view in ("x", "text"):
+        torch.testing.assert_close(emb[view], want[view])
+        torch.testing.assert_close(kw["tokens"][view], want_tokens[view])
+        assert torch.equal(kw["token_masks"][view], want_masks[view])
+    assert torch.equal(emb["x"][2], torch.zeros(6)) and not kw["token_masks"]["x"][2].any()
+    # gradients reach the one-pass encoder through both outputs
+    (emb["x"].sum() + kw["tokens"]["x"].sum()).backward()
+    assert encoder.lin.weight.grad is not None and encoder.lin.weight.grad.abs().sum() > 0
+    # a token view absent from the whole batch: zero embeddings, one masked token
+    absent = Batch(
+        ids=["a"],
+        views={"text": ModalityBatch(["plum"], torch.tensor([0]))},
+        present={"x": torch.tensor([False]), "text": torch.tensor([True])},
+        targets={},
+    )
+    emb, kw = embed_with_tokens(model, absent, ["x"])
+    assert torch.equal(emb["x"], torch.zeros(1, 6)) and kw["tokens"]["x"].shape == (1, 1, 6)
+    assert not kw["token_masks"]["x"].any()

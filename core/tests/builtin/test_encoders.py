@@ -75,6 +75,9 @@ def test_cnn_any_channels_any_size_and_tokens(channels):
     tokens = encoder.forward_tokens(x)
     assert out.shape == (2, 12) and tokens.shape == (2, 4 * 5, 12)
     torch.testing.assert_close(tokens.mean(dim=1), out)
+    pooled, same_tokens = encoder.forward_with_tokens(x)
+    torch.testing.assert_close(pooled, out)
+    torch.testing.assert_close(same_tokens, tokens)
     assert tiny_cnn(channels)(torch.randn(1, channels, 1, 1)).shape == (1, 32)
 
 
@@ -138,6 +141,18 @@ def test_minilm_embeds_meaning(minilm):
     z = torch.nn.functional.normalize(minilm(["a cat", "a kitten", "quantum chromodynamics"]), dim=-1)
     assert z.shape == (3, 384) and minilm.embed_dim == 384
     assert float(z[0] @ z[1]) > float(z[0] @ z[2]) + 0.2
+
+
+@pytest.mark.slow
+def test_minilm_pooled_and_tokens_from_one_pass(minilm):
+    texts = ["a cat", "a much longer sentence about a kitten"]
+    pooled, tokens = minilm.forward_with_tokens(texts)
+    torch.testing.assert_close(pooled, minilm(texts))
+    torch.testing.assert_close(tokens, minilm.forward_tokens(texts))
+    mask = minilm.token_mask(texts)
+    assert tokens.shape[:2] == mask.shape and not mask[0].all() and mask[1].all()
+    # mean pooling is the mean of the real tokens
+    torch.testing.assert_close(pooled[0], tokens[0][mask[0]].mean(0))
 
 
 @pytest.mark.slow

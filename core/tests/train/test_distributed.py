@@ -39,7 +39,7 @@ def _one_process(recipe: Path, run_dir: Path, *overrides: str) -> subprocess.Com
 
 
 def _train_both(recipe: Path, tmp_path: Path, local_batch: int) -> None:
-    """Train ``recipe`` with 2 ranks of ``local_batch`` (``ddp/``) and one process of twice that (``single/``)."""
+    """Train ``recipe`` on 2 ranks of ``local_batch`` (``ddp/``) and on 1 process of 2x that (``single/``)."""
     two = _two_ranks(recipe, tmp_path / "ddp")
     one = _one_process(recipe, tmp_path / "single", f"train.batch_size={2 * local_batch}")
     out, _ = two.communicate(timeout=300)
@@ -116,7 +116,9 @@ def test_strategies_and_symile_under_two_ranks_match_one_process(write_recipe, t
     frozen = [k for k in old_weights if k.startswith("model.towers.view_b.")]
     assert frozen and all(torch.equal(ddp[k], old_weights[k]) for k in frozen)
     initial = _weights(tmp_path / "single", 5)
-    assert any(not torch.allclose(initial[k], single[k]) for k in single if k.startswith("model.towers.text."))
+    assert any(
+        not torch.allclose(initial[k], single[k]) for k in single if k.startswith("model.towers.text.")
+    )
     log = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert all("xbt/view_a" in entry["parts"] for entry in log)
     assert len(list((tmp_path / "ddp" / "cache").glob("view_b-*.safetensors"))) == 1

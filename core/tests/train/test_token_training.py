@@ -10,7 +10,7 @@ import yaml
 from safetensors.torch import load_file
 from scibind.align.filip import FilipObjective
 from scibind.align.model import build_model
-from scibind.align.tokens import token_inputs
+from scibind.align.tokens import embed_with_tokens
 from scibind.data.types import Batch, ModalityBatch
 from scibind.train import load_recipe, train
 from scibind.train.grad_cache import grad_cache_backward
@@ -116,8 +116,8 @@ def test_grad_cache_token_gradients_equal_one_graph():
     torch.manual_seed(7)
     emb, toks, masks = [], [], []
     for c in chunks:
-        emb.append(model(c))
-        kw = token_inputs(model, c, ["text"])
+        e, kw = embed_with_tokens(model, c, ["text"])
+        emb.append(e)
         toks.append(kw["tokens"]["text"])
         masks.append(kw["token_masks"]["text"])
     width = max(t.shape[1] for t in toks)

@@ -144,6 +144,16 @@ class ChannelwiseEncoder(nn.Module):
             ShapeError: ``data`` is not the cell_painting_image collate output.
         """
         pixels, channels, mask = self._unpack(data)
+        return self._pool(self._channel_tokens(pixels, channels), mask)
+
+    def forward_with_tokens(self, data: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` and :meth:`forward_tokens` from one pass of the channel encoder."""
+        pixels, channels, mask = self._unpack(data)
+        raw = self._channel_tokens(pixels, channels)
+        return self._pool(raw, mask), self.head(raw) * mask[..., None].to(raw.dtype)
+
+    def _pool(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention pooling of the channel tokens (with channel dropout in training): ``[n, embed_dim]``."""
         if self.training and self.channel_dropout > 0:
             keep = torch.rand(mask.shape, device=mask.device) >= self.channel_dropout
             keep = keep & mask
@@ -151,7 +161,6 @@ class ChannelwiseEncoder(nn.Module):
             first = torch.zeros_like(mask)
             first[torch.arange(mask.shape[0]), mask.float().argmax(1)] = True
             mask = torch.where(keep.any(1, keepdim=True), keep, first & mask)
-        tokens = self._channel_tokens(pixels, channels)
         query = self.query.expand(tokens.shape[0], -1, -1)
         pooled, _ = self.attention(query, tokens, tokens, key_padding_mask=~mask, need_weights=False)
         return self.head(self.norm(pooled[:, 0]))

@@ -1,4 +1,4 @@
-"""The encoder contract: ``[n, embed_dim]`` float32 output, deterministic in eval mode, spec = module."""
+"""The encoder contract: ``[n, embed_dim]`` float32 output, deterministic in eval mode, spec = module, tokens."""
 
 from __future__ import annotations
 
@@ -90,6 +90,25 @@ class EncoderContract:
         if self.batch_size < 2:
             pytest.skip("needs batch_size >= 2")
         assert not torch.allclose(out[0], out[1]), "different samples should not embed identically"
+
+    def test_tokens_match_the_pooled_path(self, encoder: Any, encoder_input: Any):
+        """Contract: an encoder with tokens gives ``[n, T, width]`` (and a ``bool[n, T]`` ``token_mask`` if it
+        has one); ``forward_with_tokens``, where present, equals ``forward`` and ``forward_tokens``."""
+        import torch
+
+        if not callable(getattr(encoder, "forward_tokens", None)):
+            pytest.skip("the encoder has no forward_tokens")
+        with torch.no_grad():
+            tokens = encoder.forward_tokens(encoder_input)
+            assert tokens.dim() == 3 and tokens.shape[0] == self.batch_size, tuple(tokens.shape)
+            if callable(getattr(encoder, "token_mask", None)):
+                mask = torch.as_tensor(encoder.token_mask(encoder_input))
+                assert mask.dtype == torch.bool and tuple(mask.shape) == tuple(tokens.shape[:2])
+            if not callable(getattr(encoder, "forward_with_tokens", None)):
+                return
+            pooled, same_tokens = encoder.forward_with_tokens(encoder_input)
+            torch.testing.assert_close(pooled, encoder(encoder_input))
+            torch.testing.assert_close(same_tokens, tokens)
 
     def test_plugin_module_imports_no_heavy_library(self, encoder_spec: EncoderSpec):
         """Contract: plugin module imports no heavy library."""

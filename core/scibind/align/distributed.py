@@ -16,6 +16,14 @@ Under ``torchrun`` every rank embeds its own slice ``z_r`` of the global batch, 
   ``(1/W) * sum_r W * dL/dz_r * dz_r/dθ = dL/dθ`` — exactly the single-process gradient.
 * Parameters of the loss itself (temperature, bias) see ``dL/dθ`` on every rank; averaging keeps it.
 
+Sharded losses
+--------------
+A loss that is a sum over rows of the global batch (SigLIP's pairs, Symile's anchor rows) need not be
+computed whole on every rank: rank ``r`` computes the shard ``L_r`` over its rows :func:`rank_rows` (against
+every column), with ``sum_r L_r = L``. :func:`sum_of_shards` returns ``W · L_r`` with its *value* replaced
+by ``L``. The gather's backward then gives rank ``r`` the sum ``sum_k W · dL_k/dz_r = W · dL/dz_r`` (as
+above) and averaging gives ``dL/dθ``: the same gradients at ``1/W`` of the loss's cost.
+
 Slices may differ in length between ranks (the last batch of an epoch): sizes are exchanged first and
 each slice is padded to the longest before the collective, then the padding is cut off again.
 
@@ -29,7 +37,14 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-__all__ = ["gather_no_grad", "gather_sizes", "gather_with_grad", "is_distributed"]
+__all__ = [
+    "gather_no_grad",
+    "gather_sizes",
+    "gather_with_grad",
+    "is_distributed",
+    "rank_rows",
+    "sum_of_shards",
+]
 
 
 def is_distributed() -> bool:
@@ -123,3 +138,32 @@ def gather_no_grad(t: torch.Tensor, sizes: list[int] | None = None) -> torch.Ten
     dist.all_gather(parts, wire)
     out = _unpad(parts, sizes)
     return out.to(torch.bool) if t.dtype == torch.bool else out
+
+
+def rank_rows(n: int) -> tuple[int, int]:
+    """This rank's share ``(lo, hi)`` of ``n`` rows: consecutive, sizes differing by at most one.
+
+    ``(0, n)`` when not distributed.
+    """
+    if not is_distributed():
+        return 0, n
+    rank, world = dist.get_rank(), dist.get_world_size()
+    return n * rank // world, n * (rank + 1) // world
+
+
+def sum_of_shards(local: torch.Tensor) -> torch.Tensor:
+    """Turn this rank's shard ``L_r`` of a row-sharded loss into the global loss (see the module docstring).
+
+    Args:
+        local: 0-d shard computed over :func:`rank_rows` (differentiable).
+
+    Returns:
+        A 0-d tensor whose value is ``sum_r L_r`` (one all-reduce) and whose gradient is ``W · dL_r``;
+        ``local`` itself when not distributed.
+    """
+    if not is_distributed():
+        return local
+    world = dist.get_world_size()
+    total = local.detach().clone()
+    dist.all_reduce(total)
+    return world * local + (total - world * local).detach()

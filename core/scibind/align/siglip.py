@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scibind.align.distributed import rank_rows, sum_of_shards
 from scibind.align.pairs import PairwiseObjective, positive_mask
 from scibind.align.tiled import sigmoid_pair_sum
 from scibind.errors import ConfigError
@@ -34,7 +35,8 @@ class SigLipObjective(PairwiseObjective):
         bias: Initial bias (the paper's -10).
         learn_temperature: Train ``logit_scale``.
         learn_bias: Train ``logit_bias``.
-        gather: Gather across ranks under ``torch.distributed``.
+        gather: Gather across ranks under ``torch.distributed``; each rank then computes the terms of its
+            ``1/W`` share of the rows (:func:`scibind.align.distributed.sum_of_shards`).
         max_logit_scale: Clamp of ``1/τ`` (100, as open_clip applies to every model).
         positive_target: Target whose shared non-negative codes mark positives (``None``: diagonal only).
         tiled: Block-wise loss (default); ``False`` builds the dense logits.
@@ -83,12 +85,16 @@ class SigLipObjective(PairwiseObjective):
     def pair_loss(self, za: torch.Tensor, zb: torch.Tensor, groups: torch.Tensor | None) -> torch.Tensor:
         """``-sum(log sigmoid(y * logits)) / n`` over ``n`` rows (see the class docstring)."""
         n = za.shape[0]
+        # Under torchrun each rank sums the terms of its share of the rows (scibind.align.distributed).
+        lo, hi = rank_rows(n) if self.gather else (0, n)
         if self.tiled:
             scale, bias, block = self.scale(), self.logit_bias, self.block_for(za)
-            return sigmoid_pair_sum(za, zb, scale, bias, groups, block, normalize=True) / n
-        logits = self.scale() * (za @ zb.T) + self.logit_bias
-        signs = positive_mask(groups, n).to(logits) * 2 - 1
-        return -F.logsigmoid(signs * logits).sum() / n
+            local = sigmoid_pair_sum(za, zb, scale, bias, groups, block, normalize=True, rows=(lo, hi))
+        else:
+            logits = self.scale() * (za[lo:hi] @ zb.T) + self.logit_bias
+            signs = positive_mask(groups, n)[lo:hi].to(logits) * 2 - 1
+            local = -F.logsigmoid(signs * logits).sum()
+        return sum_of_shards(local / n) if self.gather else local / n
 
     def extra_parts(self) -> dict[str, torch.Tensor]:
         """The bias, to log beside the temperature."""

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scibind.align.distributed import is_distributed
+from scibind.align.distributed import is_distributed, rank_rows, sum_of_shards
 from scibind.align.multiview import MultiViewObjective
 from scibind.align.output import LossOutput
 from scibind.align.tiled import row_dot
@@ -109,14 +109,15 @@ def _permuted_product(
     return out
 
 
-def _anchor_n(x, others, s, perms, tile, dx, d_others, weight):
+def _anchor_n(x, others, s, perms, tile, dx, d_others, weight, rows):
     """O(N) negatives of one anchor; returns its summed cross-entropy and, with gradients, ``dL/ds``.
 
     Row tiles span all ``N`` columns, so each tile's log-sum-exp is complete and its softmax gives the
     gradients at once: the logits are made, used and dropped tile by tile (one ``exp`` per logit, in place).
     ``dx`` and ``d_others`` (``None`` without gradients) are the views' gradient buffers; this anchor adds
     ``weight`` times its gradient to them in place. Besides them it holds two ``[N, D]`` tensors (the
-    candidates' product and its gradient) and one scratch tensor.
+    candidates' product and its gradient) and one scratch tensor. Only the anchor rows ``rows = (lo, hi)``
+    take part (their logits span every column).
     """
     n = x.shape[0]
     # Candidates: row j is the product of the non-anchor views at their permuted rows; the positives
@@ -127,9 +128,10 @@ def _anchor_n(x, others, s, perms, tile, dx, d_others, weight):
     total = x.new_zeros(())
     ds = x.new_zeros(())
     dp = torch.zeros_like(x) if grad else None
-    diag = x.new_empty(n) if grad else None
-    for r0 in range(0, n, rows_per_tile):
-        r1 = min(n, r0 + rows_per_tile)
+    diag = x.new_zeros(n) if grad else None  # dL/dlogit_ii (0 outside ``rows``)
+    lo, hi = rows
+    for r0 in range(lo, hi, rows_per_tile):
+        r1 = min(hi, r0 + rows_per_tile)
         xb = x[r0:r1]
         prod_q = _product([o[r0:r1] for o in others])
         rows = torch.arange(r1 - r0, device=x.device)
@@ -177,8 +179,11 @@ def _anchor_n(x, others, s, perms, tile, dx, d_others, weight):
     return total, ds
 
 
-def _anchor_n_squared(x, others, s, tile, dx, d_others, weight):
-    """Every combination of non-anchor rows; two passes per row tile (log-sum-exp, then gradients)."""
+def _anchor_n_squared(x, others, s, tile, dx, d_others, weight, rows):
+    """Every combination of non-anchor rows; two passes per row tile (log-sum-exp, then gradients).
+
+    Only the anchor rows ``rows = (lo, hi)`` take part.
+    """
     n = x.shape[0]
     k = len(others)
     n_cols = n**k
@@ -196,8 +201,9 @@ def _anchor_n_squared(x, others, s, tile, dx, d_others, weight):
     pos = row_dot(x, prod_q)
     total = x.new_zeros(())
     ds = x.new_zeros(())
-    for r0 in range(0, n, rows_per_tile):
-        r1 = min(n, r0 + rows_per_tile)
+    lo, hi = rows
+    for r0 in range(lo, hi, rows_per_tile):
+        r1 = min(hi, r0 + rows_per_tile)
         xb = x[r0:r1]
         lse = torch.full((r1 - r0,), float("-inf"), dtype=x.dtype, device=x.device)
         for c0 in range(0, n_cols, cols_per_chunk):
@@ -221,8 +227,8 @@ def _anchor_n_squared(x, others, s, tile, dx, d_others, weight):
         dx[r0:r1] -= (s * weight) * prod_q[r0:r1]
     if not grad:
         return total, None
-    for j, without in enumerate(_products_without(list(others))):
-        d_others[j] -= (s * weight) * x * without
+    for j, without in enumerate(_products_without([o[lo:hi] for o in others])):
+        d_others[j][lo:hi] -= (s * weight) * x[lo:hi] * without
     return total, ds
 
 
@@ -237,6 +243,7 @@ class _SymileLoss(torch.autograd.Function):
     def forward(ctx, plan: dict, s: torch.Tensor, *views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         anchors, scheme, perms, tile = plan["anchors"], plan["scheme"], plan["perms"], plan["tile"]
         grad = plan["grad"]
+        rows = plan["rows"] or (0, views[0].shape[0])
         n = views[0].shape[0]
         weight = 1.0 / (len(anchors) * n)
         dz = [torch.zeros_like(v) for v in views] if grad else None
@@ -249,9 +256,9 @@ class _SymileLoss(torch.autograd.Function):
             dx = dz[anchor] if grad else None
             d_others = [dz[i] for i in rest] if grad else None
             if scheme == "n":
-                loss, d_s = _anchor_n(x, others, s, perms[a], tile, dx, d_others, weight)
+                loss, d_s = _anchor_n(x, others, s, perms[a], tile, dx, d_others, weight, rows)
             else:
-                loss, d_s = _anchor_n_squared(x, others, s, tile, dx, d_others, weight)
+                loss, d_s = _anchor_n_squared(x, others, s, tile, dx, d_others, weight, rows)
             per_anchor[a] = loss / n
             if grad:
                 ds += d_s
@@ -279,6 +286,7 @@ def symile_loss(
     negative_sampling: str = "n",
     perms: Sequence[Sequence[torch.Tensor]] | None = None,
     tile_elements: int = DEFAULT_TILE,
+    rows: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Symile's loss: the mean over anchors of each anchor's cross-entropy, averaged over rows (tiled).
 
@@ -289,6 +297,9 @@ def symile_loss(
         perms: With ``"n"``, for each anchor (view order), one permutation of ``range(N)`` per non-anchor
             view (in view order), as the package draws them.
         tile_elements: Most logits held at once.
+        rows: ``(lo, hi)``: only the terms of these anchor rows (still divided by ``N``, against every
+            candidate). The shards of a partition of ``range(N)`` sum to the loss and to its gradients;
+            under ``torchrun`` each rank computes one (see :class:`SymileObjective`). ``None``: all rows.
 
     Returns:
         ``(loss, per_anchor)``: the differentiable mean and the detached ``[M]`` loss of each anchor.
@@ -306,6 +317,7 @@ def symile_loss(
         "perms": None if perms is None else [list(p) for p in perms],
         "tile": int(tile_elements),
         "grad": grad,
+        "rows": rows,
     }
     if not grad:
         with torch.no_grad():
@@ -331,8 +343,9 @@ class SymileObjective(MultiViewObjective):
         embed_dim: Width of the learned missing vectors (``missing="learned"``).
         min_present: With ``missing="learned"``, records need at least this many present views.
         tile_elements: Most logits held in memory at once.
-        gather: Gather across ranks under ``torch.distributed`` (permutations are drawn on rank 0 and
-            broadcast, so every rank computes the same global loss).
+        gather: Gather across ranks under ``torch.distributed``: permutations are drawn on rank 0 and
+            broadcast, and each rank computes the terms of its ``1/W`` share of the anchor rows
+            (:meth:`_sharded`; same loss and gradients as one process with the global batch).
     """
 
     def __init__(
@@ -408,9 +421,29 @@ class SymileObjective(MultiViewObjective):
         if self.negative_sampling == "n":
             perms = [self._perms(n, len(views) - 1, device) for _ in views]
         tensors = [z[v] for v in views]
-        loss, per_anchor = symile_loss(tensors, scale, self.negative_sampling, perms, self.tile_elements)
+        if self.gather and is_distributed():
+            loss, per_anchor = self._sharded(tensors, scale, perms)
+        else:
+            loss, per_anchor = symile_loss(tensors, scale, self.negative_sampling, perms, self.tile_elements)
         parts = {f"anchor:{v}": per_anchor[i].detach() for i, v in enumerate(views)}
         return LossOutput(loss, {**parts, **self.temperature_parts()})
+
+    def _sharded(
+        self, tensors: list[torch.Tensor], scale: torch.Tensor, perms: list[list[torch.Tensor]] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global loss, each rank computing the terms of its ``1/W`` share of the anchor rows.
+
+        See :mod:`scibind.align.distributed` (sharded losses): same value and gradients as every rank
+        computing the whole loss, at ``1/W`` of the cost.
+        """
+        import torch.distributed as dist
+
+        rows = rank_rows(tensors[0].shape[0])
+        local, per_anchor = symile_loss(
+            tensors, scale, self.negative_sampling, perms, self.tile_elements, rows=rows
+        )
+        dist.all_reduce(per_anchor)
+        return sum_of_shards(local), per_anchor
 
     def _perms(self, n: int, count: int, device: torch.device) -> list[torch.Tensor]:
         # The package draws ``torch.randperm(n)`` on the CPU's global generator, one per non-anchor view.

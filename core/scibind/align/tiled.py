@@ -174,8 +174,9 @@ def l2_normalize(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return _L2Normalize.apply(x, float(eps))
 
 
-def _blocks(n: int, block: int) -> list[tuple[int, int]]:
-    return [(i, min(i + block, n)) for i in range(0, n, block)]
+def _blocks(n: int, block: int, start: int = 0) -> list[tuple[int, int]]:
+    """``[(i0, i1), ...]`` covering ``range(start, n)`` in steps of ``block``."""
+    return [(i, min(i + block, n)) for i in range(start, n, block)]
 
 
 class _RowColLogSumExp(torch.autograd.Function):
@@ -329,12 +330,13 @@ class _SigmoidPairSum(torch.autograd.Function):
         block: int,
         grad_enabled: bool,
         normalize: bool,
+        rows: tuple[int, int],
     ) -> torch.Tensor:
         # needs_input_grad is set under no_grad too: ask the caller's grad mode, so evaluation skips the
         # two gradient products per block.
         need = grad_enabled and any(ctx.needs_input_grad[:4])
         with no_autocast(za.device):
-            n, m = za.shape[0], zb.shape[0]
+            m = zb.shape[0]
             (inv_a, keep_a), (inv_b, keep_b) = (
                 (_inverse_norms(za), _inverse_norms(zb)) if normalize else ((None, None), (None, None))
             )
@@ -343,7 +345,8 @@ class _SigmoidPairSum(torch.autograd.Function):
                 acc_a = torch.zeros_like(za)
                 acc_b = torch.zeros_like(zb)
                 acc_bias = za.new_zeros(())
-            for i0, i1 in _blocks(n, block):
+            lo, hi = rows
+            for i0, i1 in _blocks(hi, block, start=lo):
                 a = _row_block(za, inv_a, i0, i1)
                 a_scaled = a * scale
                 for j0, j1 in _blocks(m, block):
@@ -388,7 +391,7 @@ class _SigmoidPairSum(torch.autograd.Function):
                 "backward through it a second time (retain_graph=True) is not supported"
             )
         ctx.grads = None
-        return (*(g.mul_(grad) for g in grads), None, None, None, None)
+        return (*(g.mul_(grad) for g in grads), None, None, None, None, None)
 
 
 def _softplus_sum(z: torch.Tensor) -> torch.Tensor:
@@ -418,6 +421,7 @@ def sigmoid_pair_sum(
     block: int,
     *,
     normalize: bool = False,
+    rows: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """``sum_ij -log sigmoid(y_ij · (scale · za_i·zb_j + bias))``, never materialising the ``n x n`` logits.
 
@@ -430,6 +434,8 @@ def sigmoid_pair_sum(
             ``-1`` elsewhere; ``None`` for the diagonal only.
         block: Side of the square blocks.
         normalize: L2-normalise the rows of ``za`` and ``zb`` first, block by block (no normalised copies).
+        rows: ``(lo, hi)``: only the terms of rows ``i`` in ``[lo, hi)`` (against every column), a shard of
+            the sum (:func:`scibind.align.distributed.rank_rows`); ``None``: every row.
 
     Returns:
         The 0-d sum (not divided by ``n``), differentiable with respect to ``za``, ``zb``, ``scale`` and
@@ -437,5 +443,13 @@ def sigmoid_pair_sum(
     """
     dtype = za.dtype
     return _SigmoidPairSum.apply(
-        za, zb, scale.to(dtype), bias.to(dtype), groups, int(block), torch.is_grad_enabled(), bool(normalize)
+        za,
+        zb,
+        scale.to(dtype),
+        bias.to(dtype),
+        groups,
+        int(block),
+        torch.is_grad_enabled(),
+        bool(normalize),
+        (0, za.shape[0]) if rows is None else rows,
     )

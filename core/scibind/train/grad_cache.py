@@ -76,6 +76,7 @@ def grad_cache_backward(
     loss_weight: float = 1.0,
     scale: Callable[[torch.Tensor], torch.Tensor] | None = None,
     token_views: Sequence[str] = (),
+    adjust: Callable[[LossOutput, dict[str, torch.Tensor], Batch], LossOutput] | None = None,
 ) -> LossOutput:
     """Accumulate ``loss_weight · dL/dθ`` of the whole batch into ``.grad``, embedding it chunk by chunk.
 
@@ -90,6 +91,9 @@ def grad_cache_backward(
         token_views: Views whose token embeddings the objective takes (``tokens=``, ``token_masks=``;
             :mod:`scibind.align.tokens`); chunks' token counts are zero-padded to the largest. Empty: the
             objective is called as ``objective(embeddings, present, **targets)``.
+        adjust: ``adjust(out, embeddings, batch) -> out`` adds terms to the objective's output over the whole
+            batch (the trainer's compatibility loss); ``batch`` holds the chunks' ids, presence masks and
+            targets, without view data.
 
     Returns:
         The objective's output on the whole batch (its loss not weighted).
@@ -119,6 +123,9 @@ def grad_cache_backward(
         }
     with autocast():
         out = objective(embeddings, present, **extra, **targets)
+        if adjust is not None:
+            ids = [rid for chunk in chunks for rid in chunk.ids]
+            out = adjust(out, embeddings, Batch(ids=ids, views={}, present=present, targets=targets))
     loss = out.loss * loss_weight
     (scale(loss) if scale is not None else loss).backward()
     offset = 0

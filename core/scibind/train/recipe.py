@@ -206,12 +206,6 @@ class TrainConfig(_Strict):
         "embeddings of the same records; evaluation reports `xbt/<query>-><gallery>/R@k`.",
     )
 
-    @model_validator(mode="after")
-    def _strategies_fit(self) -> TrainConfig:
-        if self.compatible is not None and self.grad_cache:
-            raise ValueError("train.compatible does not work with train.grad_cache yet; turn one off")
-        return self
-
 
 class EvalConfig(_Strict):
     """Evaluation at the end of training (and by `scibind evaluate`)."""

@@ -336,6 +336,7 @@ class _Trainer:
                     loss_weight=1.0 / cfg.accumulate,
                     scale=self.scaler.scale if self.scaler is not None else None,
                     token_views=self.token_views,
+                    adjust=self.strategies.adjust_loss,
                 )
             else:
                 batch = next(batches).to(ctx.device)

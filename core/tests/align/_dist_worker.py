@@ -9,17 +9,24 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 from scibind.align.clip import ClipObjective
 from scibind.align.siglip import SigLipObjective
+from scibind.align.symile import SymileObjective
 
 VIEWS = ("text", "vector")
 SLICES = (slice(0, 3), slice(3, 8))  # uneven on purpose: rank 0 has 3 rows, rank 1 has 5
-OBJECTIVES = {"clip": ClipObjective, "siglip": SigLipObjective}
+# block_size=3 / tile_elements=5: the tiled paths, with blocks that divide neither a rank's slice nor the
+# global batch. SigLIP and Symile compute a row shard per rank (dense SigLIP too).
+OBJECTIVES = {
+    "clip": lambda: ClipObjective(positive_target="group", block_size=3),
+    "siglip": lambda: SigLipObjective(positive_target="group", block_size=3),
+    "siglip-dense": lambda: SigLipObjective(positive_target="group", tiled=False),
+    "symile": lambda: SymileObjective(tile_elements=5),
+}
 
 
 def make_case(kind: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """(objective, replicated linear "encoder" weights and the global inputs), identical in every process."""
     gen = torch.Generator().manual_seed(1234)
-    # block_size=3: the tiled path, with blocks that divide neither a rank's slice nor the global batch.
-    objective = OBJECTIVES[kind](positive_target="group", block_size=3).double()
+    objective = OBJECTIVES[kind]().double()
     weights = {v: torch.randn(6, 4, generator=gen, dtype=torch.float64).requires_grad_() for v in VIEWS}
     data = {v: torch.randn(8, 6, generator=gen, dtype=torch.float64) for v in VIEWS}
     data["present.text"] = torch.tensor([1, 1, 0, 1, 1, 1, 0, 1], dtype=torch.bool)
@@ -35,6 +42,7 @@ def step(kind: str, rows: slice) -> tuple[torch.Tensor, dict[str, torch.Tensor],
     for t in z.values():
         t.retain_grad()
     present = {v: data[f"present.{v}"][rows] for v in VIEWS}
+    torch.manual_seed(7)  # Symile's permutations: drawn on rank 0 (and broadcast), as in one process
     loss = objective(z, present, group=data["group"][rows]).loss
     loss.backward()
     return loss.detach(), z, objective, weights

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import scibind
 import torch
 import torch.nn.functional as F
-from scibind.align.symile import SymileObjective, mip_similarity
+from scibind.align.symile import SymileObjective, mip_similarity, symile_loss
 from scibind.errors import ConfigError
 
 from .nmodal_reference import ref_symile
@@ -57,6 +58,29 @@ def test_matches_naive_reference(scheme):
     params = [*xs, obj.logit_scale]
     for a, b in zip(grads(loss, params), grads(ref, params), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("scheme", "m"), [("n", 3), ("n", 4), ("n_squared", 3)])
+def test_row_shards_sum_to_the_loss_and_its_gradients(scheme, m):
+    """What each rank computes under torchrun: the shards of a row partition add up exactly."""
+    n = 7
+    xs = [F.normalize(x, dim=-1) for x in reps(m, n, seed=5)]
+    scale = torch.tensor(4.0, dtype=torch.float64, requires_grad=True)
+    gen = torch.Generator().manual_seed(2)
+    perms = [[torch.randperm(n, generator=gen) for _ in range(m - 1)] for _ in range(m)]
+    perms = perms if scheme == "n" else None
+    params = [*xs, scale]
+    full, per_anchor = symile_loss(xs, scale, scheme, perms, tile_elements=9)
+    want = grads(full, params)
+    bounds = [0, 2, 3, 7]  # uneven shards, one of a single row
+    shards = [symile_loss(xs, scale, scheme, perms, 9, rows=(a, b)) for a, b in itertools.pairwise(bounds)]
+    torch.testing.assert_close(sum(loss for loss, _ in shards), full, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sum(parts for _, parts in shards), per_anchor, rtol=1e-12, atol=1e-12)
+    got = [sum(g) for g in zip(*(grads(loss, params) for loss, _ in shards), strict=True)]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    empty, _ = symile_loss(xs, scale, scheme, perms, 9, rows=(4, 4))
+    assert float(empty) == 0.0
 
 
 def test_permuting_rows_and_scaling_temperature():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from pathlib import Path
 from unittest import mock
@@ -316,3 +317,24 @@ def test_no_normalised_copies_of_the_embeddings(cls):
     peak = _peak_rss_mb(step)
     # The two gradients (32 MiB) are the result; normalised copies would add another 32 MiB.
     assert peak < 32 + 16, f"peak RSS grew by {peak:.0f} MiB"
+
+
+@pytest.mark.parametrize("groups", [None, torch.tensor([0, 1, 0, -1, 2, 2, -1, 1, 3])])
+def test_sigmoid_row_shards_sum_to_the_whole(groups):
+    """What each rank computes under torchrun: the shards of a row partition add up to the whole."""
+    gen = torch.Generator().manual_seed(4)
+    za = torch.randn(9, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    zb = torch.randn(9, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor(7.0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(-2.0, dtype=torch.float64, requires_grad=True)
+    params = [za, zb, s, b]
+    whole = sigmoid_pair_sum(za, zb, s, b, groups, 2, normalize=True)
+    want = torch.autograd.grad(whole, params)
+    bounds = [0, 4, 5, 9]  # shards that blocks of 2 do not divide, one of a single row
+    shards = [
+        sigmoid_pair_sum(za, zb, s, b, groups, 2, normalize=True, rows=r) for r in itertools.pairwise(bounds)
+    ]
+    close(sum(shards), whole)
+    got = [sum(g) for g in zip(*(torch.autograd.grad(x, params) for x in shards), strict=True)]
+    for g, w in zip(got, want, strict=True):
+        close(g, w)

@@ -121,4 +121,9 @@ def test_strategies_and_symile_under_two_ranks_match_one_process(write_recipe, t
     )
     log = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert all("xbt/view_a" in entry["parts"] for entry in log)
+    # Each rank computes half of Symile's rows; the logged loss and parts are still the global batch's.
+    alone = [json.loads(line) for line in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
+    for a, b in zip(log, alone, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["parts"] == pytest.approx(b["parts"], rel=1e-5)
     assert len(list((tmp_path / "ddp" / "cache").glob("view_b-*.safetensors"))) == 1

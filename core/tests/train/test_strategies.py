@@ -166,6 +166,20 @@ def test_backward_compatible_encoder_queries_the_old_gallery(tmp_path, base_run)
     assert "xbt/old:view_a->view_b/R@1" in metrics
 
 
+def test_compatibility_term_with_grad_cache_equals_the_plain_step(tmp_path, base_run):
+    towers = {"view_a": VIEW_A, "view_b": {**VIEW_B, "freeze": True}}
+    compatible = {"reference": str(base_run), "views": {"view_a": "view_a"}, "weight": 2.0}
+    options = {**FAST, "max_steps": 6, "checkpoint_every": 6, "init_from": str(base_run)}
+    options.update(init_views=["view_b"], compatible=compatible)
+    runs = {}
+    for name, extra in {"plain": {}, "cached": {"grad_cache": True, "grad_cache_chunk": 24}}.items():
+        recipe = _recipe(tmp_path, name, towers=towers, train={**options, **extra}, eval={"tasks": []})
+        train(recipe, tmp_path / name)
+        runs[name] = _tower_weights(tmp_path / name, "view_a")
+    for key, value in runs["plain"].items():
+        torch.testing.assert_close(runs["cached"][key], value, rtol=1e-4, atol=1e-5)
+
+
 def test_strategy_options_are_validated(tmp_path, base_run):
     with pytest.raises(ConfigError, match="init_views"):
         _recipe(tmp_path, "bad1", train={**FAST, "init_views": ["nope"]})

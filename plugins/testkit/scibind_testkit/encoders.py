@@ -1,4 +1,4 @@
-"""The encoder contract: ``[n, embed_dim]`` float32 output, deterministic in eval mode, spec = module, tokens."""
+"""The encoder contract: ``[n, embed_dim]`` float32 output, deterministic in eval mode, spec = module."""
 
 from __future__ import annotations
 
@@ -92,8 +92,10 @@ class EncoderContract:
         assert not torch.allclose(out[0], out[1]), "different samples should not embed identically"
 
     def test_tokens_match_the_pooled_path(self, encoder: Any, encoder_input: Any):
-        """Contract: an encoder with tokens gives ``[n, T, width]`` (and a ``bool[n, T]`` ``token_mask`` if it
-        has one); ``forward_with_tokens``, where present, equals ``forward`` and ``forward_tokens``."""
+        """Contract: tokens are ``[n, T, width]``; ``forward_with_tokens`` equals the two separate passes.
+
+        Also: ``token_mask``, where present, is ``bool[n, T]``.
+        """
         import torch
 
         if not callable(getattr(encoder, "forward_tokens", None)):

@@ -3,8 +3,9 @@
 The data ship inside every scanpy wheel (``scanpy/datasets/10x_pbmc68k_reduced.h5ad``; read offline). The
 generator writes, deterministically:
 
-- ``pbmc68k.h5ad``: the file copied as-is (700 cells; ``X`` is scaled, ``.raw`` holds the log-normalised
-  765 genes, which the recipe reads with ``towers.gene_expression.reader_kwargs: {use_raw: true}``);
+- ``pbmc68k.h5ad``: the same data in the current anndata layout (700 cells; ``X`` is scaled, ``.raw``
+  holds the log-normalised 765 genes, which the recipe reads with
+  ``towers.gene_expression.reader_kwargs: {use_raw: true}``);
 - ``manifest.csv``: ``id``, ``gene_expression`` (``pbmc68k.h5ad#<barcode>``), ``text`` (a caption of the
   cell type in one of several phrasings, see :mod:`scibind_spatial_omics.celltypes`), ``cell_type``,
   ``split`` (train/eval). The kNN-on-expression baseline computes its PCA from the rows at evaluation.
@@ -13,7 +14,7 @@ generator writes, deterministically:
 from __future__ import annotations
 
 import importlib.util
-import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,18 +68,19 @@ def make_pbmc_celltypes(
     if not 0.0 < eval_fraction < 1.0:
         raise ConfigError(f"need 0 < eval_fraction < 1, got {eval_fraction}")
     src = Path(source) if source is not None else pbmc68k_path()
-    original = ad.read_h5ad(src, backed="r")
-    try:
-        if original.raw is None or "bulk_labels" not in original.obs:
-            raise DataError("expected pbmc68k_reduced with .raw and obs['bulk_labels']")
-        ids = [str(i) for i in original.obs_names]
-        cell_types = original.obs["bulk_labels"].astype(str).to_numpy()
-    finally:
-        original.file.close()
+    with warnings.catch_warnings():
+        # The bundled file keeps its neighbour graphs in the pre-0.7 place (.uns); anndata moves them to
+        # .obsp on reading and warns. The copy written below is in the current layout, read silently.
+        warnings.filterwarnings("ignore", category=FutureWarning, message="Moving element")
+        adata = ad.read_h5ad(src)
+    if adata.raw is None or "bulk_labels" not in adata.obs:
+        raise DataError(f"{src}: expected pbmc68k_reduced with .raw and obs['bulk_labels']")
+    ids = [str(i) for i in adata.obs_names]
+    cell_types = adata.obs["bulk_labels"].astype(str).to_numpy()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # Copied as-is: the recipe reads its log-normalised .raw with reader_kwargs {use_raw: true}.
-    atomic_replace(out / H5AD_NAME, lambda tmp: shutil.copyfile(src, tmp))
+    # The recipe reads its log-normalised .raw with reader_kwargs {use_raw: true}.
+    atomic_replace(out / H5AD_NAME, lambda tmp: adata.write_h5ad(tmp))
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {

@@ -1,11 +1,12 @@
 """Row-sharded losses under torch.distributed: the loss's time per rank with W ranks against one process.
 
-``core/siglip`` and ``core/symile`` split their loss by rows across ranks (each rank computes its ``1/W``
-share against every column; :mod:`scibind.align.distributed`), ``core/clip`` computes the whole InfoNCE on
-every rank. This spawns ``W`` gloo processes of one thread each; every rank holds ``B / W`` rows of each
-view and times forward + backward of the objective over the global batch of ``B`` (gathers included).
-Then one process of one thread times the same objective over all ``B`` rows. The ratio is the loss's
-time per rank relative to one process: ``1/W`` would be perfect sharding, ``1`` no sharding.
+``core/clip`` (tiled), ``core/siglip`` and ``core/symile`` split their loss by rows across ranks: each rank
+computes the blocks of its ``1/W`` share of the rows against every column (:mod:`scibind.align.distributed`).
+This spawns ``W`` gloo processes of one thread each; every rank holds ``B / W`` rows of each view and times
+forward + backward of the objective over the global batch of ``B`` (gathers included). Then one process of
+one thread times the same objective over all ``B`` rows. The ratio is the loss's time per rank relative to
+one process: ``1/W`` would be perfect sharding, ``1`` none. Run it on an otherwise idle machine with at
+least ``W`` cores: the ranks must not share one.
 
 Run: .venv/bin/python benchmarks/sharded_loss.py [--batch 4096] [--dim 512] [--ranks 2]
 """

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from scibind.align.distributed import is_distributed, rank_rows, sum_of_shards
 from scibind.align.pairs import PairwiseObjective, positive_mask
 from scibind.align.tiled import infonce_terms, l2_normalize
 from scibind.errors import ConfigError
@@ -34,7 +35,8 @@ class ClipObjective(PairwiseObjective):
         learn_temperature: Train ``logit_scale``.
         max_logit_scale: Clamp of ``1/τ`` (open_clip's 100).
         label_smoothing: ε of :func:`torch.nn.functional.cross_entropy`: targets become ``(1-ε) t + ε/n``.
-        gather: Gather across ranks under ``torch.distributed``.
+        gather: Gather across ranks under ``torch.distributed``; the tiled loss then computes the blocks of
+            this rank's ``1/W`` share of the rows (see :func:`scibind.align.tiled.infonce_terms`).
         positive_target: Target whose shared non-negative codes mark positives (``None``: diagonal only).
         tiled: Block-wise loss (default); ``False`` builds the dense logits.
         block_size: Block side; ``None`` derives it from ``memory_budget_mb``.
@@ -79,11 +81,21 @@ class ClipObjective(PairwiseObjective):
         scale = self.scale()
         if not self.tiled:
             return self._dense_loss(za, zb, groups, scale)
-        lse_rows, lse_cols, diagonal = infonce_terms(za, zb, scale, self.block_for(za), normalize=True)
+        # Under torchrun each rank computes the blocks of its share of the rows, and its rows' and columns'
+        # terms (the column sums are all-reduced inside; scibind.align.distributed explains the rest).
+        shard = self.gather and is_distributed()
+        n = za.shape[0]
+        lo, hi = rank_rows(n) if shard else (0, n)
+        lse_rows, lse_cols, diagonal = infonce_terms(
+            za, zb, scale, self.block_for(za), normalize=True, rows=(lo, hi), reduce_cols=shard
+        )
         if groups is not None or self.label_smoothing:
             za, zb = l2_normalize(za), l2_normalize(zb)  # only these targets need the normalised rows
         target_rows, target_cols = self._target_logits(za, zb, groups, diagonal)
-        return ((lse_rows - scale * target_rows).mean() + (lse_cols - scale * target_cols).mean()) / 2
+        rows = (lse_rows[lo:hi] - scale * target_rows[lo:hi]).sum()
+        cols = (lse_cols[lo:hi] - scale * target_cols[lo:hi]).sum()
+        local = (rows + cols) / (2 * n)
+        return sum_of_shards(local) if shard else local
 
     def _target_logits(
         self, za: torch.Tensor, zb: torch.Tensor, groups: torch.Tensor | None, diagonal: torch.Tensor

@@ -28,6 +28,11 @@ rows and L2-normalise each block as it is formed; only the inverse row norms are
 are projected onto the unit spheres in place at the end. The objectives therefore never hold normalised
 ``[B, D]`` copies: their memory is the features' gradients plus the blocks.
 
+Row shards. Under ``torch.distributed`` the objectives give each rank the blocks of its ``1/W`` share of
+the rows (``rows=``); InfoNCE then all-reduces its partial column sums (``reduce_cols``) so every column's
+log-sum-exp is complete, and all-reduces the column gradients in backward
+(:mod:`scibind.align.distributed` explains why the gradients stay exact).
+
 Autocast is disabled inside: blocks are computed and accumulated in the inputs' dtype (float32 or
 float64), whatever precision the encoders ran in.
 """
@@ -39,6 +44,7 @@ import math
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 __all__ = [
@@ -182,47 +188,66 @@ def _blocks(n: int, block: int, start: int = 0) -> list[tuple[int, int]]:
 class _RowColLogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx: Any, za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor, block: int, normalize: bool
+        ctx: Any,
+        za: torch.Tensor,
+        zb: torch.Tensor,
+        scale: torch.Tensor,
+        block: int,
+        normalize: bool,
+        rows: tuple[int, int],
+        reduce_cols: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with no_autocast(za.device):
             n, m = za.shape[0], zb.shape[0]
+            lo, hi = rows
             # Normalising on the fly: only the inverse row norms are kept, never normalised [n, D] copies.
             (inv_a, keep_a), (inv_b, keep_b) = (
                 (_inverse_norms(za), _inverse_norms(zb)) if normalize else ((None, None), (None, None))
             )
             shift = _fixed_shift(za, zb, scale, inv_a, inv_b)
-            rows, cols = _blocks(n, block), _blocks(m, block)
+            row_blocks, cols = _blocks(hi, block, start=lo), _blocks(m, block)
+            r = za.new_zeros(n)  # rows outside ``rows`` stay 0 (not computed)
             if shift is not None:
                 row_sum = za.new_zeros(n)
                 col_sum = za.new_zeros(m)
                 neg = za.new_tensor(-shift)
-                for i0, i1 in rows:
+                for i0, i1 in row_blocks:
                     a = _row_block(za, inv_a, i0, i1) * scale  # S = (s·za) @ zb.T, one row block at a time
                     for j0, j1 in cols:
                         e = torch.addmm(neg, a, _row_block(zb, inv_b, j0, j1).T).exp_()
                         row_sum[i0:i1] += e.sum(1)
                         col_sum[j0:j1] += e.sum(0)
-                r = row_sum.log_().add_(shift)
+                if reduce_cols:  # every rank's rows add to each column's sum (the shift is the same)
+                    dist.all_reduce(col_sum)
+                r[lo:hi] = row_sum[lo:hi].log_().add_(shift)
                 c = col_sum.log_().add_(shift)
             else:
                 row_max = za.new_full((n,), -math.inf)
                 row_sum = za.new_zeros(n)
                 col_max = za.new_full((m,), -math.inf)
                 col_sum = za.new_zeros(m)
-                for i0, i1 in rows:
+                for i0, i1 in row_blocks:
                     a = _row_block(za, inv_a, i0, i1) * scale
                     for j0, j1 in cols:
                         s = a @ _row_block(zb, inv_b, j0, j1).T
                         _online_update(s, 1, row_max[i0:i1], row_sum[i0:i1])
                         _online_update(s, 0, col_max[j0:j1], col_sum[j0:j1])
-                r = row_sum.log_().add_(row_max)
+                if reduce_cols:
+                    col_max, col_sum = _reduce_running(col_max, col_sum)
+                r[lo:hi] = row_sum[lo:hi].log_().add_(row_max[lo:hi])
                 c = col_sum.log_().add_(col_max)
             # The diagonal za_i·zb_i (unscaled): its gradient is folded into the block gradients in place,
             # which saves the two [n, D] temporaries autograd would allocate for a separate product.
             d = row_dot(za, zb) if n == m else za.new_zeros(0)
             if normalize and n == m:
                 d.mul_(inv_a).mul_(inv_b)
-        ctx.block, ctx.shift, ctx.normalize = block, shift, normalize
+        ctx.block, ctx.shift, ctx.normalize, ctx.rows, ctx.reduce_cols = (
+            block,
+            shift,
+            normalize,
+            rows,
+            reduce_cols,
+        )
         norms = (inv_a, keep_a, inv_b, keep_b) if normalize else ()
         ctx.save_for_backward(za, zb, scale, r, c, *norms)
         return r, c, d
@@ -235,8 +260,14 @@ class _RowColLogSumExp(torch.autograd.Function):
         za, zb, scale, r, c, *norms = ctx.saved_tensors
         inv_a, keep_a, inv_b, keep_b = norms if ctx.normalize else (None, None, None, None)
         block, shift = ctx.block, ctx.shift
+        lo, hi = ctx.rows
         with no_autocast(za.device):
             n, m = za.shape[0], zb.shape[0]
+            if ctx.reduce_cols:
+                # Each column's log-sum-exp depends on every rank's rows: every rank's column gradients
+                # act on this rank's blocks.
+                grad_c = grad_c.clone()
+                dist.all_reduce(grad_c)
             acc_a = torch.zeros_like(za)  # sum_j dS_ij zb_j
             acc_b = torch.zeros_like(zb)  # sum_i dS_ij za_i
             if shift is not None:
@@ -244,7 +275,7 @@ class _RowColLogSumExp(torch.autograd.Function):
                 u = grad_r * torch.exp(shift - r)
                 v = grad_c * torch.exp(shift - c)
                 neg = za.new_tensor(-shift)
-            for i0, i1 in _blocks(n, block):
+            for i0, i1 in _blocks(hi, block, start=lo):
                 a = _row_block(za, inv_a, i0, i1)
                 a_scaled = a * scale
                 for j0, j1 in _blocks(m, block):
@@ -267,7 +298,18 @@ class _RowColLogSumExp(torch.autograd.Function):
             if ctx.normalize:
                 _normalize_backward_(acc_a, za, inv_a, keep_a)
                 _normalize_backward_(acc_b, zb, inv_b, keep_b)
-            return acc_a, acc_b, grad_scale, None, None
+            return acc_a, acc_b, grad_scale, None, None, None, None
+
+
+def _reduce_running(run_max: torch.Tensor, run_sum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Combine every rank's running maxima and sums of ``exp`` (``sum_k exp(max_k - max) · sum_k``)."""
+    new_max = run_max.clone()
+    dist.all_reduce(new_max, op=dist.ReduceOp.MAX)
+    # A rank without rows has max -inf: its factor is 0 (exp(-inf - finite)); never nan (-inf - -inf).
+    factor = torch.where(run_max > -math.inf, torch.exp(run_max - new_max), torch.zeros_like(run_max))
+    run_sum = run_sum * factor
+    dist.all_reduce(run_sum)
+    return new_max, run_sum
 
 
 def _dot_normalized(x: torch.Tensor, inv: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
@@ -302,20 +344,36 @@ def row_col_logsumexp(
         ``(r, c)``: ``r[i] = logsumexp_j S_ij`` (``[n]``) and ``c[j] = logsumexp_i S_ij`` (``[m]``),
         differentiable with respect to ``za``, ``zb`` and ``scale`` (the backward recomputes the blocks).
     """
-    r, c, _ = _RowColLogSumExp.apply(za, zb, scale.to(za.dtype), int(block), bool(normalize))
+    r, c, _ = _RowColLogSumExp.apply(
+        za, zb, scale.to(za.dtype), int(block), bool(normalize), (0, za.shape[0]), False
+    )
     return r, c
 
 
 def infonce_terms(
-    za: torch.Tensor, zb: torch.Tensor, scale: torch.Tensor, block: int, *, normalize: bool = False
+    za: torch.Tensor,
+    zb: torch.Tensor,
+    scale: torch.Tensor,
+    block: int,
+    *,
+    normalize: bool = False,
+    rows: tuple[int, int] | None = None,
+    reduce_cols: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`row_col_logsumexp` plus the diagonal ``d[i] = za_i·zb_i`` (unscaled), for ``n == m``.
 
     The three are what InfoNCE with one positive per row needs: its loss is
     ``(mean(r - s·d) + mean(c - s·d)) / 2``. Computing ``d`` here lets the backward add its gradient to the
     block gradients in place (no extra ``[n, D]`` tensors). With ``normalize``, ``d`` is the cosine.
+
+    Row shards (under ``torch.distributed``, each rank its :func:`scibind.align.distributed.rank_rows`):
+    ``rows = (lo, hi)`` computes only the blocks of those rows, so ``r`` is valid on ``[lo, hi)`` only (0
+    elsewhere). With ``reduce_cols`` every rank's partial column sums are all-reduced, so ``c`` is every
+    column's full log-sum-exp on every rank, and backward all-reduces the column gradients before using
+    them. Each rank then does ``1/W`` of the block work; the caller sums its rows' and its columns' terms.
     """
-    return _RowColLogSumExp.apply(za, zb, scale.to(za.dtype), int(block), bool(normalize))
+    rows = (0, za.shape[0]) if rows is None else rows
+    return _RowColLogSumExp.apply(za, zb, scale.to(za.dtype), int(block), bool(normalize), rows, reduce_cols)
 
 
 class _SigmoidPairSum(torch.autograd.Function):

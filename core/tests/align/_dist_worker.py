@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from unittest import mock
 
 import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
+from scibind.align import tiled
 from scibind.align.clip import ClipObjective
 from scibind.align.siglip import SigLipObjective
 from scibind.align.symile import SymileObjective
@@ -17,6 +20,8 @@ SLICES = (slice(0, 3), slice(3, 8))  # uneven on purpose: rank 0 has 3 rows, ran
 # global batch. SigLIP and Symile compute a row shard per rank (dense SigLIP too).
 OBJECTIVES = {
     "clip": lambda: ClipObjective(positive_target="group", block_size=3),
+    # The running-max path (what float32 takes at large scales), forced in float64; label smoothing too.
+    "clip-running-max": lambda: ClipObjective(positive_target="group", block_size=3, label_smoothing=0.1),
     "siglip": lambda: SigLipObjective(positive_target="group", block_size=3),
     "siglip-dense": lambda: SigLipObjective(positive_target="group", tiled=False),
     "symile": lambda: SymileObjective(tile_elements=5),
@@ -43,8 +48,10 @@ def step(kind: str, rows: slice) -> tuple[torch.Tensor, dict[str, torch.Tensor],
         t.retain_grad()
     present = {v: data[f"present.{v}"][rows] for v in VIEWS}
     torch.manual_seed(7)  # Symile's permutations: drawn on rank 0 (and broadcast), as in one process
-    loss = objective(z, present, group=data["group"][rows]).loss
-    loss.backward()
+    running_max = kind == "clip-running-max"
+    with mock.patch.object(tiled, "_FIXED_SHIFT_LIMIT", {}) if running_max else contextlib.nullcontext():
+        loss = objective(z, present, group=data["group"][rows]).loss
+        loss.backward()
     return loss.detach(), z, objective, weights
 
 

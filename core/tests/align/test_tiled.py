@@ -303,20 +303,21 @@ def test_fused_normalisation_equals_normalising_first(running_max):
         close(g, w)
 
 
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("cls", [ClipObjective, SigLipObjective])
 def test_no_normalised_copies_of_the_embeddings(cls):
-    n, dim = 4096, 1024  # one [n, D] float32 tensor is 16 MiB
+    """Counted allocations, not RSS (whose noise is as large as one copy): only the two gradient buffers."""
+    from torch.profiler import ProfilerActivity, profile
+
+    n, dim = 1024, 512  # one [n, D] float32 tensor is 2 MiB; blocks of 256 x 256 are 0.25 MiB
     gen = torch.Generator().manual_seed(0)
     emb = {v: torch.randn(n, dim, generator=gen).requires_grad_() for v in "ab"}
     obj = cls(block_size=256)
-
-    def step():
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         obj(emb).loss.backward()
-
-    peak = _peak_rss_mb(step)
-    # The two gradients (32 MiB) are the result; normalised copies would add another 32 MiB.
-    assert peak < 32 + 16, f"peak RSS grew by {peak:.0f} MiB"
+    large = [e.name for e in prof.events() if e.self_cpu_memory_usage >= n * dim * 4]
+    # The gradients of the two views; normalised copies (or their gradients) would add two or more.
+    assert len(large) == 2, large
+    assert all(torch.isfinite(e.grad).all() and e.grad.abs().sum() > 0 for e in emb.values())
 
 
 @pytest.mark.parametrize("groups", [None, torch.tensor([0, 1, 0, -1, 2, 2, -1, 1, 3])])

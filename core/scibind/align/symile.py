@@ -134,11 +134,11 @@ def _anchor_n(x, others, s, perms, tile, dx, d_others, weight, rows):
         r1 = min(hi, r0 + rows_per_tile)
         xb = x[r0:r1]
         prod_q = _product([o[r0:r1] for o in others])
-        rows = torch.arange(r1 - r0, device=x.device)
-        cols = rows + r0
+        diag_r = torch.arange(r1 - r0, device=x.device)  # the positives: tile row i, column r0 + i
+        diag_c = diag_r + r0
         logits = (xb * s) @ prod_p.T
         pos_logit = s * (xb * prod_q).sum(1)
-        logits[rows, cols] = pos_logit
+        logits[diag_r, diag_c] = pos_logit
         # log-sum-exp and softmax with one exp, in place of the logits.
         row_max = logits.amax(1)
         e = logits.sub_(row_max[:, None]).exp_()
@@ -149,8 +149,8 @@ def _anchor_n(x, others, s, perms, tile, dx, d_others, weight, rows):
         # The softmax e / sums is dL/dlogits + onehot; its row scale 1 / sums is applied to the small
         # [rows, D] operands and results instead of to the tile (one pass over the logits fewer).
         inv = sums.reciprocal_()
-        diag[r0:r1] = e[rows, cols] * inv - 1
-        e[rows, cols] = 0
+        diag[r0:r1] = e[diag_r, diag_c] * inv - 1
+        e[diag_r, diag_c] = 0
         gx = (e @ prod_p).mul_(inv[:, None])  # dL/dx / s of the negatives ...
         gx.addcmul_(prod_q, diag[r0:r1, None])  # ... and of the positive
         # dL/ds = sum_ij dL/dlogit_ij · logit_ij / s = sum_i x_i · gx_i

@@ -11,8 +11,14 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 from scibind.align import tiled
 from scibind.align.clip import ClipObjective
+from scibind.align.cwcl import CWCLObjective
+from scibind.align.filip import FilipObjective
+from scibind.align.gram import GramObjective
+from scibind.align.prototype import PrototypeObjective
 from scibind.align.siglip import SigLipObjective
+from scibind.align.soft_clip import SoftClipObjective
 from scibind.align.symile import SymileObjective
+from scibind.align.uniformity import UniformityAlignmentObjective
 
 VIEWS = ("text", "vector")
 SLICES = (slice(0, 3), slice(3, 8))  # uneven on purpose: rank 0 has 3 rows, rank 1 has 5
@@ -25,6 +31,13 @@ OBJECTIVES = {
     "siglip": lambda: SigLipObjective(positive_target="group", block_size=3),
     "siglip-dense": lambda: SigLipObjective(positive_target="group", tiled=False),
     "symile": lambda: SymileObjective(tile_elements=5),
+    # The objectives that compute their whole loss on every rank.
+    "gram": lambda: GramObjective(),
+    "soft-clip": lambda: SoftClipObjective(labels=["group"]),
+    "cwcl": lambda: CWCLObjective(weights_view="vector"),
+    "prototype": lambda: PrototypeObjective(embed_dim=4, n_prototypes=3),
+    "filip": lambda: FilipObjective(),
+    "uniformity-alignment": lambda: UniformityAlignmentObjective(anchor="text"),
 }
 
 

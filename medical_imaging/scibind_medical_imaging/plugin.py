@@ -210,7 +210,7 @@ def scibind_register_heads(register: Register) -> None:
 
 @hookimpl
 def scibind_register_model_configs(register: Register) -> None:
-    """The demo (synthetic CT <-> reports), its soft-label and MGCA variants, CT <-> radiograph <-> report."""
+    """The demos (synthetic CT <-> reports; radiograph + table <-> outcome with Symile) and the variants."""
     register(
         RecipeSpec(
             "synthetic-ct-report",
@@ -252,6 +252,7 @@ def scibind_register_model_configs(register: Register) -> None:
             "synthetic-xray-more",
             "Radiograph + clinical table <-> outcome text, three views with core/symile (MoRE-style)",
             source=f"{PKG}:recipes/synthetic-xray-more.yaml",
+            demo=True,  # the demo of an N-modality objective: MIP retrieval against pairwise cosines
         )
     )
     register(

@@ -81,7 +81,9 @@ def test_recipe_trains_above_chance_and_leaks_no_identifier(tmp_path: Path, name
         assert b"SYNTHETIC^PATIENT" not in blob and b"SYNTH000" not in blob, path
 
 
-@pytest.mark.parametrize("name", ["medical_imaging/synthetic-ct-report"])
+@pytest.mark.parametrize(
+    "name", ["medical_imaging/synthetic-ct-report", "medical_imaging/synthetic-xray-more"]
+)
 def test_demo_recipe_is_registered_as_demo(name: str, scibind_registry):
     spec = scibind_registry.get("recipes", name)
     assert spec.demo

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from scibind.align.distributed import gather_no_grad, gather_sizes, is_distributed
-from scibind.align.multiview import MultiViewObjective, view_pairs
+from scibind.align.multiview import MultiViewObjective
 from scibind.align.output import LossOutput
-from scibind.align.pairs import pair_key
+from scibind.align.pairs import pair_key, view_pairs
 from scibind.errors import ConfigError, ShapeError
 
 __all__ = ["FilipObjective", "encode_tokens", "filip_similarity"]

@@ -14,9 +14,9 @@ The objectives of issue 4 (:mod:`scibind.align.symile`, :mod:`scibind.align.gram
    when ``learn_temperature``), and ``scale()`` is ``1/τ`` clamped at ``max_logit_scale`` — the same
    keywords and parameterisation as ``core/clip`` and ``core/siglip``.
 
-It also has the helpers every pairwise combination needs: :func:`view_pairs` (all pairs, explicit pairs or
-ImageBind-style pairs to one anchor view) and :meth:`MultiViewObjective.zero_loss` (a 0 connected to every
-parameter, so a step where nothing can be compared still reaches every parameter).
+It also has :meth:`MultiViewObjective.zero_loss` (a 0 connected to every parameter, so a step where nothing
+can be compared still reaches every parameter). Pairwise combinations pick their pairs with
+:func:`scibind.align.pairs.view_pairs` (all pairs, explicit pairs or ImageBind-style pairs to one anchor).
 """
 
 from __future__ import annotations
@@ -28,48 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from scibind.align.distributed import gather_no_grad, gather_sizes, gather_with_grad, is_distributed
-from scibind.align.pairs import resolve_pairs
 from scibind.align.temperature import TemperatureModule
 from scibind.errors import ConfigError, ShapeError
 
-__all__ = ["MultiViewObjective", "Prepared", "anchor_pairs", "view_pairs"]
-
-
-def anchor_pairs(anchor: str, views: Sequence[str]) -> list[tuple[str, str]]:
-    """ImageBind-style pairs: ``(anchor, v)`` for every other view ``v`` (sorted).
-
-    Raises:
-        ConfigError: ``anchor`` has no embeddings, or it is the only view.
-    """
-    if anchor not in views:
-        raise ConfigError(
-            f"objective option 'anchor': {anchor!r} has no embeddings; the views are {sorted(views)}"
-        )
-    others = sorted(v for v in views if v != anchor)
-    if not others:
-        raise ConfigError(f"objective option 'anchor': {anchor!r} is the only view; add a second tower")
-    return [(anchor, v) for v in others]
-
-
-def view_pairs(
-    pairs: Sequence[Sequence[str]] | None, anchor: str | None, views: Sequence[str]
-) -> list[tuple[str, str]]:
-    """The pairs a pairwise combination compares.
-
-    Args:
-        pairs: Explicit pairs (``None``: see ``anchor``).
-        anchor: With ``pairs=None``, compare every view with this one only (ImageBind); ``None`` = every
-            unordered pair of views (all-pairs).
-        views: The views embeddings were given for.
-
-    Raises:
-        ConfigError: Both ``pairs`` and ``anchor`` are set, or a name has no embeddings.
-    """
-    if pairs is not None and anchor is not None:
-        raise ConfigError("objective options 'pairs' and 'anchor' exclude each other; set one of them")
-    if anchor is not None:
-        return anchor_pairs(anchor, views)
-    return resolve_pairs(pairs, views)
+__all__ = ["MultiViewObjective", "Prepared"]
 
 
 @dataclass

@@ -28,7 +28,16 @@ from scibind.align.temperature import TemperatureModule
 from scibind.align.tiled import auto_block_size, l2_normalize, no_autocast
 from scibind.errors import ConfigError, ShapeError
 
-__all__ = ["PairwiseObjective", "as_pair", "pair_key", "positive_mask", "resolve_pairs", "shares_groups"]
+__all__ = [
+    "PairwiseObjective",
+    "anchor_pairs",
+    "as_pair",
+    "pair_key",
+    "positive_mask",
+    "resolve_pairs",
+    "shares_groups",
+    "view_pairs",
+]
 
 
 def pair_key(a: str, b: str) -> str:
@@ -83,6 +92,43 @@ def resolve_pairs(pairs: Sequence[Sequence[str]] | None, views: Sequence[str]) -
     return out
 
 
+def anchor_pairs(anchor: str, views: Sequence[str]) -> list[tuple[str, str]]:
+    """ImageBind-style pairs: ``(anchor, v)`` for every other view ``v`` (sorted).
+
+    Raises:
+        ConfigError: ``anchor`` has no embeddings, or it is the only view.
+    """
+    if anchor not in views:
+        raise ConfigError(
+            f"objective option 'anchor': {anchor!r} has no embeddings; the views are {sorted(views)}"
+        )
+    others = sorted(v for v in views if v != anchor)
+    if not others:
+        raise ConfigError(f"objective option 'anchor': {anchor!r} is the only view; add a second tower")
+    return [(anchor, v) for v in others]
+
+
+def view_pairs(
+    pairs: Sequence[Sequence[str]] | None, anchor: str | None, views: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The pairs a pairwise combination compares.
+
+    Args:
+        pairs: Explicit pairs (``None``: see ``anchor``).
+        anchor: With ``pairs=None``, compare every view with this one only (ImageBind); ``None`` = every
+            unordered pair of views (all-pairs).
+        views: The views embeddings were given for.
+
+    Raises:
+        ConfigError: Both ``pairs`` and ``anchor`` are set, or a name has no embeddings.
+    """
+    if pairs is not None and anchor is not None:
+        raise ConfigError("objective options 'pairs' and 'anchor' exclude each other; set one of them")
+    if anchor is not None:
+        return anchor_pairs(anchor, views)
+    return resolve_pairs(pairs, views)
+
+
 def shares_groups(groups: torch.Tensor) -> bool:
     """Whether two rows share a non-negative group code (so some row has several positives)."""
     coded = groups[groups >= 0]
@@ -115,7 +161,9 @@ class PairwiseObjective(TemperatureModule):
     ``temperature`` (plus whatever :meth:`extra_parts` adds).
 
     Args:
-        pairs: Pairs of views to compare; ``None`` = every pair of the views given (sorted).
+        pairs: Pairs of views to compare; ``None`` = every pair of the views given (sorted), or with
+            ``anchor`` every view paired with that one.
+        anchor: ImageBind-style: compare every other view with this one only (excludes ``pairs``).
         temperature: Initial temperature τ; logits are cosine similarity / τ. Stored as
             ``logit_scale = log(1/τ)`` (as open_clip does).
         learn_temperature: Whether ``logit_scale`` is a trained parameter (else a fixed buffer).
@@ -135,6 +183,7 @@ class PairwiseObjective(TemperatureModule):
         self,
         pairs: Sequence[Sequence[str]] | None = None,
         *,
+        anchor: str | None = None,
         temperature: float = 0.07,
         learn_temperature: bool = True,
         max_logit_scale: float = 100.0,
@@ -156,7 +205,10 @@ class PairwiseObjective(TemperatureModule):
         self.tiled = bool(tiled)
         self.block_size = None if block_size is None else int(block_size)
         self.memory_budget_mb = None if memory_budget_mb is None else float(memory_budget_mb)
+        if pairs is not None and anchor is not None:
+            raise ConfigError("objective options 'pairs' and 'anchor' exclude each other; set one of them")
         self.pairs = None if pairs is None else [as_pair(p) for p in pairs]
+        self.anchor = anchor
         self.positive_target = positive_target
         self.gather = gather
 
@@ -214,7 +266,7 @@ class PairwiseObjective(TemperatureModule):
         Returns:
             :class:`LossOutput` with the loss and detached parts.
         """
-        pairs = resolve_pairs(self.pairs, list(embeddings))
+        pairs = view_pairs(self.pairs, self.anchor, list(embeddings))
         views = sorted({v for pair in pairs for v in pair})
         # The loss runs in float32 (or float64) even when the encoders ran under bf16/fp16 autocast.
         with no_autocast(embeddings[views[0]].device):

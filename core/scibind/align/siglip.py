@@ -42,6 +42,7 @@ class SigLipObjective(PairwiseObjective):
         tiled: Block-wise loss (default); ``False`` builds the dense logits.
         block_size: Block side; ``None`` derives it from ``memory_budget_mb``.
         memory_budget_mb: MiB of block temporaries (``None``: the device's default).
+        anchor: ImageBind-style: pair every other view with this one only (instead of ``pairs``).
     """
 
     def __init__(
@@ -57,9 +58,11 @@ class SigLipObjective(PairwiseObjective):
         tiled: bool = True,
         block_size: int | None = None,
         memory_budget_mb: float | None = None,
+        anchor: str | None = None,
     ) -> None:
         super().__init__(
             pairs,
+            anchor=anchor,
             temperature=temperature,
             learn_temperature=learn_temperature,
             max_logit_scale=max_logit_scale,

@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from scibind.align.multiview import MultiViewObjective, Prepared, view_pairs
+from scibind.align.multiview import MultiViewObjective, Prepared
 from scibind.align.output import LossOutput
-from scibind.align.pairs import pair_key
+from scibind.align.pairs import pair_key, view_pairs
 from scibind.errors import ConfigError
 
 __all__ = ["SoftClipObjective", "label_similarity", "soft_clip_loss"]

@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from scibind.align.multiview import MultiViewObjective, view_pairs
+from scibind.align.multiview import MultiViewObjective
 from scibind.align.output import LossOutput
-from scibind.align.pairs import pair_key
+from scibind.align.pairs import pair_key, view_pairs
 from scibind.align.soft_clip import soft_clip_loss
 from scibind.errors import ConfigError
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from scibind.align.filip import FilipObjective
 from scibind.align.gram import GramObjective, gram_similarity
-from scibind.align.multiview import anchor_pairs
+from scibind.align.pairs import anchor_pairs
 from scibind.align.prototype import PrototypeObjective, sinkhorn
 from scibind.errors import ConfigError
 

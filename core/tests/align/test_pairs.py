@@ -109,6 +109,22 @@ def test_parts_have_one_key_per_pair(cls):
 
 
 @pytest.mark.parametrize("cls", OBJECTIVES)
+def test_anchor_pairs_every_view_with_one(cls):
+    """ImageBind style: ``anchor`` is the same as listing each pair with the anchor."""
+    emb = embeddings(6, views="abc")
+    torch.manual_seed(0)
+    anchored = cls(anchor="b").double()(emb)
+    listed = cls(pairs=[["b", "a"], ["b", "c"]]).double()(emb)
+    assert set(anchored.parts) >= {"b<->a", "b<->c"} and "a<->c" not in anchored.parts
+    torch.testing.assert_close(anchored.loss, listed.loss, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(anchored.loss, cls().double()(emb).loss)  # all pairs differ
+    with pytest.raises(ConfigError, match="exclude each other"):
+        cls(pairs=[["a", "b"]], anchor="a")
+    with pytest.raises(ConfigError, match="has no embeddings"):
+        cls(anchor="z")(emb)
+
+
+@pytest.mark.parametrize("cls", OBJECTIVES)
 def test_half_precision_inputs_give_a_float32_loss(cls):
     emb = {v: e.detach().to(torch.bfloat16) for v, e in embeddings(4).items()}
     assert cls()(emb).loss.dtype == torch.float32

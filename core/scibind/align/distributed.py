@@ -18,11 +18,12 @@ Under ``torchrun`` every rank embeds its own slice ``z_r`` of the global batch, 
 
 Sharded losses
 --------------
-A loss that is a sum over rows of the global batch (SigLIP's pairs, Symile's anchor rows) need not be
-computed whole on every rank: rank ``r`` computes the shard ``L_r`` over its rows :func:`rank_rows` (against
-every column), with ``sum_r L_r = L``. :func:`sum_of_shards` returns ``W · L_r`` with its *value* replaced
-by ``L``. The gather's backward then gives rank ``r`` the sum ``sum_k W · dL_k/dz_r = W · dL/dz_r`` (as
-above) and averaging gives ``dL/dθ``: the same gradients at ``1/W`` of the loss's cost.
+A loss that is a sum over rows of the global batch (SigLIP's pairs, Symile's anchor rows, InfoNCE's rows
+and columns) need not be computed whole on every rank: rank ``r`` computes the shard ``L_r`` over its rows
+:func:`rank_rows` (against every column), with ``sum_r L_r = L``. :func:`sum_of_shards` returns ``W · L_r``
+with its *value* replaced by ``L``. The gather's backward then gives rank ``r`` the sum
+``sum_k W · dL_k/dz_r = W · dL/dz_r`` (as above) and averaging gives ``dL/dθ``: the same gradients at
+``1/W`` of the loss's cost.
 
 Slices may differ in length between ranks (the last batch of an epoch): sizes are exchanged first and
 each slice is padded to the longest before the collective, then the padding is cut off again.
